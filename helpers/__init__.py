@@ -16,17 +16,16 @@ if "torch" not in sys.modules:
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {
-    "autodiff", "cache", "calibration", "claims", "config", "data", "efficiency", "metrics",
-    "models", "optim", "plotting", "regularization", "train", "validation", "widgets",
-    "gradients", "exercises",
-}
 _SHORTCUTS = {"setup": "config", "claim": "claims", "scale": "config", "pick": "config"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _SHORTCUTS:
         return getattr(importlib.import_module(f"helpers.{_SHORTCUTS[name]}"), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f"helpers.{name}")
+    if not name.startswith("_"):
+        try:
+            return importlib.import_module(f"helpers.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"helpers.{name}":
+                raise
     raise AttributeError(f"module 'helpers' has no attribute {name!r}")

@@ -77,11 +77,19 @@ def _finish(name: str, x: dict[str, np.ndarray], y: dict[str, np.ndarray], n_cla
 
 
 def _subsample(idx: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> np.ndarray:
-    """A stratified subset of ``idx`` of size ``n`` (all of it if ``n`` is None)."""
+    """Exactly ``n`` of ``idx`` (all if ``n`` is None), each class in proportion to its share.
+
+    Each class's members are shuffled and given evenly spaced ranks in [0, 1); the ``n``
+    lowest ranks are kept, so every class contributes in proportion, give or take one.
+    """
     if n is None or n >= len(idx):
         return idx
-    keep, _ = stratified_split(y[idx], (n / len(idx), 1 - n / len(idx)), seed)
-    return idx[keep]
+    rng = np.random.default_rng(seed)
+    rank = np.empty(len(idx))
+    for label in np.unique(y[idx]):
+        members = rng.permutation(np.flatnonzero(y[idx] == label))
+        rank[members] = (np.arange(len(members)) + rng.uniform(0, 1)) / len(members)
+    return idx[np.sort(np.argsort(rank, kind="stable")[:n])]
 
 
 def digits(val_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0,

@@ -3,16 +3,15 @@ parameter and the allowed range, so a learner sees what to change."""
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 
 def check_int(name: str, value: Any, lo: int, hi: int) -> int:
     """Return ``value`` if it is an integer in ``[lo, hi]``; else raise ``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        if not (hasattr(value, "__index__") and not isinstance(value, bool)):
-            raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
-        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
     if not lo <= value <= hi:
         raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value}")
     return int(value)
