@@ -412,7 +412,9 @@ class SparseLinear(nn.Module):
 
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
-        self.weight = linear.weight.detach().to_sparse_csr()
+        with warnings.catch_warnings():  # torch flags CSR support as "beta"; the kernels used here are stable
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+            self.weight = linear.weight.detach().to_sparse_csr()
         self.bias = None if linear.bias is None else linear.bias.detach().clone()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -522,6 +524,36 @@ def serving_sweep(table: Mapping[int, float], rates: Sequence[float], n_requests
     return rows
 
 
+# ----------------------------------------------------------------------------- sweeps
+def rounding_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bits_list: Sequence[int] = range(2, 9)
+                   ) -> dict[str, dict[str, list[float]]]:
+    """Relative RMS weight error and accuracy on ``(x, y)`` after rounding weights to each bit width."""
+    bits_list = [check_int("bits", b, 2, 8) for b in bits_list]
+    weight_rms = torch.cat([m.weight.detach().flatten() for m in linear_layers(model)]).pow(2).mean().sqrt()
+    rows: dict[str, dict[str, list[float]]] = {g: {"error": [], "accuracy": []} for g in GRANULARITIES}
+    for g in GRANULARITIES:
+        for bits in bits_list:
+            rows[g]["error"].append((weight_errors(model, bits, g).pow(2).mean().sqrt() / weight_rms).item())
+            rows[g]["accuracy"].append(accuracy_of(fake_quantize(model, bits, g), x, y))
+    return rows
+
+
+def pruning_sweep(model: nn.Module, data, sparsities: Sequence[float], finetune_epochs: int = 10,
+                  lr: float = 1e-3, seed: int = 0) -> dict[str, list[float]]:
+    """Test accuracy at each global sparsity, right after pruning and after fine-tuning with the mask kept."""
+    from helpers.train import fit
+
+    check_int("finetune_epochs", finetune_epochs, 1, 1000)
+    levels = [check_float("sparsity", s, 0.0, 1.0, hi_open=True) for s in sparsities]
+    rows: dict[str, list[float]] = {"no fine-tuning": [], "fine-tuned": []}
+    for sparsity in levels:
+        pruned = global_magnitude_prune(model, sparsity)
+        rows["no fine-tuning"].append(accuracy_of(pruned, data.x_test, data.y_test))
+        fit(pruned, data, epochs=finetune_epochs, lr=lr, seed=seed, progress=False)
+        rows["fine-tuned"].append(accuracy_of(pruned, data.x_test, data.y_test))
+    return rows
+
+
 # ----------------------------------------------------------------------------- explorers
 def quantization_explorer(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bits: int = 8,
                           granularity: str = "per_channel"):
@@ -570,6 +602,35 @@ def serving_explorer(table: Mapping[int, float], rate_per_ms: float = 2.0, max_b
                  "batched: p95 (ms)": batched.percentile(95) * 1e3,
                  "batched: throughput (req/ms)": batched.throughput / 1e3,
                  "batched: mean batch size": float(batched.batch_sizes.mean())}
+
+
+def levers_table(quant_size: float, quant_speed_1: float, quant_speed_256: float, quant_acc: float,
+                 distill_size: float, distill_acc: float, hard_acc: float, prune_acc: float,
+                 masked_speed: float, sparse_speed: float, struct_speed: float, struct_acc: float,
+                 batch_gain: float, batch_cost: float, cache_speed: float, cache_length: int,
+                 cache_gib: float) -> str:
+    """The guide's levers table as Markdown, filled with measured ratios (speed/size as 'x', accuracy as change)."""
+    rows = [
+        {"lever": "Quantization (int8, dynamic)", "speed": f"{quant_speed_1:.1f}x at batch 1, {quant_speed_256:.1f}x at 256",
+         "size": f"{quant_size:.2f}x smaller", "accuracy": f"{quant_acc:+.3f}",
+         "trade-off seen here": "needs a fast int8 kernel: our unfused layer was slower at batch 1"},
+        {"lever": "Distillation", "speed": "smaller dense model: fast on any hardware",
+         "size": f"{distill_size:.0f}x fewer parameters", "accuracy": f"{distill_acc:+.3f} (hard labels {hard_acc:+.3f})",
+         "trade-off seen here": "a second training run; inherits the teacher's errors"},
+        {"lever": "Pruning, unstructured 90%", "speed": f"{masked_speed:.1f}x dense kernel, {sparse_speed:.1f}x sparse",
+         "size": "10x fewer non-zeros (if stored sparse)", "accuracy": f"{prune_acc:+.3f} after fine-tuning",
+         "trade-off seen here": "speed-up depends on hardware and kernels"},
+        {"lever": "Pruning, structured (same 10%)", "speed": f"{struct_speed:.1f}x", "size": "10x fewer weights",
+         "accuracy": f"{struct_acc:+.3f} after fine-tuning", "trade-off seen here": "coarser cut, needs fine-tuning"},
+        {"lever": "Batching (dynamic)", "speed": f"{batch_gain:.1f}x throughput at load 2", "size": "none",
+         "accuracy": "none", "trade-off seen here": f"median latency x{batch_cost:.1f} at load 0.25"},
+        {"lever": "Caching (KV)", "speed": f"{cache_speed:.1f}x per token at n = {cache_length}",
+         "size": f"+{cache_gib:.0f} GiB per 4k-token sequence (7B-like, fp16)", "accuracy": "identical tokens",
+         "trade-off seen here": "memory grows with context and batch"},
+        {"lever": "Retrieval", "speed": "not measured here", "size": "a smaller model can suffice",
+         "accuracy": "depends on the index", "trade-off seen here": "index quality and freshness"},
+    ]
+    return levers_markdown(rows)
 
 
 def levers_markdown(rows: Sequence[Mapping[str, str]]) -> str:
@@ -657,3 +718,24 @@ def matched_keep_fraction(model: nn.Module, density: float) -> float:
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if kept(mid) < density else (lo, mid)
     return hi
+
+
+def gradual_prune(model: nn.Module, data, schedule: Sequence[float] = (0.5, 0.75, 0.9), epochs_per_step: int = 5,
+                  lr: float = 5e-4, seed: int = 0) -> nn.Module:
+    """Prune in steps of rising global sparsity, fine-tuning after each (masks keep pruned weights at 0).
+
+    Small steps let the surviving weights take over the work of the removed ones before the
+    next cut (the recipe of Zhu and Gupta 2017, in miniature).  Returns a pruned copy, masks folded in.
+    """
+    from helpers.train import fit
+
+    check_int("epochs_per_step", epochs_per_step, 1, 1000)
+    levels = [check_float("schedule", s, 0.0, 1.0, hi_open=True) for s in schedule]
+    if not levels or any(b <= a for a, b in zip(levels[:-1], levels[1:])):
+        raise ValueError(f"schedule must be a non-empty, increasing list of sparsities in [0, 1), got {list(schedule)}")
+    pruned = copy.deepcopy(model)
+    for sparsity in levels:
+        pruned = global_magnitude_prune(pruned, sparsity)   # earlier zeros are the smallest weights: they stay cut
+        fit(pruned, data, epochs=epochs_per_step, lr=lr, seed=seed, progress=False)
+        make_pruning_permanent(pruned)
+    return pruned.eval()

@@ -257,3 +257,17 @@ def test_levers_markdown():
     assert table.splitlines()[0] == "| lever | speed |" and table.count("\n") == 3
     with pytest.raises(ValueError):
         E.levers_markdown([])
+
+
+def test_sweeps_and_levers_table():
+    from helpers.data import digits
+    net = E.serving_mlp(64, 32, 10, seed=0)
+    data = digits(seed=0, device="cpu")
+    rows = E.rounding_sweep(net, data.x_test, data.y_test, [2, 8])
+    assert rows["per_channel"]["error"][1] < rows["per_channel"]["error"][0]
+    assert rows["per_channel"]["error"][1] <= rows["per_tensor"]["error"][1] * 1.01
+    pr = E.pruning_sweep(net, data, [0.5], finetune_epochs=1)
+    assert len(pr["fine-tuned"]) == len(pr["no fine-tuning"]) == 1
+    table = E.levers_table(4.0, 1.0, 3.0, -0.003, 35, -0.01, -0.008, -0.005, 1.0, 2.0, 8.0, -0.01, 2.0, 3.0, 6.0,
+                           256, 2.0)
+    assert table.count("\n") == 8 and "3.0x at 256" in table
