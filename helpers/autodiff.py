@@ -189,7 +189,7 @@ def draw_graph(root: Value, title: str = "Computational graph (forward values an
         for i, node in enumerate(nodes):
             pos[id(node)] = (d, i - (len(nodes) - 1) / 2)
     n_cols, n_rows = len(columns), max(len(v) for v in columns.values())
-    fig, ax = figure(title, "graph depth (leaves on the left, output on the right)", "node",
+    fig, ax = figure(title, "graph depth (leaves on the left, output on the right)", "nodes at this depth",
                      figsize=(max(6.4, 2.3 * n_cols), max(3.0, 1.1 * n_rows + 1)))
     ax.grid(False)
     ax.set_yticks([])
@@ -197,8 +197,9 @@ def draw_graph(root: Value, title: str = "Computational graph (forward values an
         x, y = pos[id(node)]
         for child in node.children:
             cx, cy = pos[id(child)]
-            ax.annotate("", xy=(x - 0.38, y), xytext=(cx + 0.38, cy),
-                        arrowprops=dict(arrowstyle="->", color="0.5", lw=1))
+            bend = 0.0 if x - cx == 1 else -0.25 if cy <= y else 0.25
+            ax.annotate("", xy=(x - 0.3, y), xytext=(cx + 0.3, cy),
+                        arrowprops=dict(arrowstyle="->", color="0.5", lw=1, connectionstyle=f"arc3,rad={bend}"))
         name = node.label or (node.op if node.op else "const")
         op = f"[{node.op}] " if node.op and node.label else ""
         ax.text(x, y, f"{op}{name}\ndata {node.data:.3g}\ngrad {node.grad:.3g}", ha="center", va="center",
@@ -411,7 +412,8 @@ def finite_difference_errors(hs: Sequence[float], dtype: str = "float64", n_para
     f, n = test_function(n_params, seed)
     gen = torch.Generator().manual_seed(seed + 1)
     w64 = torch.randn(n, generator=gen, dtype=torch.float64)
-    reference = torch.func.grad(f)(w64)
+    leaf = w64.clone().requires_grad_()
+    (reference,) = torch.autograd.grad(f(leaf), leaf)
     w = w64.to(getattr(torch, dtype))
     errors = []
     for h in hs:
@@ -422,6 +424,8 @@ def finite_difference_errors(hs: Sequence[float], dtype: str = "float64", n_para
 
 def finite_difference_cost(param_counts: Sequence[int], seed: int = 0, repeats: int = 3) -> dict[str, np.ndarray]:
     """Evaluations and seconds for one full gradient by finite differences vs reverse-mode autodiff.
+
+    Runs on the CPU in one thread after a warm-up call; times are medians of ``repeats``.
 
     For each parameter count: ``fd_evals`` (function evaluations counted by a wrapper),
     ``fd_seconds`` and ``ad_seconds`` (median of ``repeats``), and their ratio.
@@ -448,6 +452,7 @@ def _cost_of_one(n: int, seed: int, repeats: int, out: dict[str, list]) -> None:
         return f(w)
     w = torch.randn(n_real, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
     fd_times, ad_times = [], []
+    counted(w.clone().requires_grad_()).backward()  # warm-up
     for _ in range(repeats):
         calls[0] = 0
         start = time.perf_counter()
@@ -462,6 +467,44 @@ def _cost_of_one(n: int, seed: int, repeats: int, out: dict[str, list]) -> None:
     for key, value in (("params", n_real), ("fd_evals", fd_evals), ("ad_evals", calls[0]),
                        ("fd_seconds", float(np.median(fd_times))), ("ad_seconds", float(np.median(ad_times)))):
         out[key].append(value)
+
+
+def _integer_log_axis(ax, values: Sequence[int]) -> None:
+    """Log-scale x axis with one plain integer label per measured size."""
+    ax.set_xscale("log")
+    ax.set_xticks(list(values), [str(int(v)) for v in values])
+    ax.minorticks_off()
+
+
+def cost_figure(cost: dict[str, np.ndarray], device: str = "cpu"):
+    """Two panels: loss evaluations and seconds per full gradient vs parameter count, FD vs autodiff."""
+    from helpers.plotting import figure
+
+    fig, (left, right) = figure("Cost of one full gradient", "number of parameters (log scale)",
+                                "loss evaluations per gradient (log scale)", ncols=2)
+    right.set_ylabel(f"ms per gradient ({device}, 1 thread, log)")
+    for ax, key, scale in ((left, "evals", 1.0), (right, "seconds", 1e3)):
+        ax.plot(cost["params"], cost[f"fd_{key}"] * scale, "o-", label="finite differences")
+        ax.plot(cost["params"], cost[f"ad_{key}"] * scale, "s-", label="autodiff (forward + backward)")
+        ax.set_yscale("log")
+        _integer_log_axis(ax, cost["params"])
+        ax.legend()
+    return fig
+
+
+def modes_figure(modes: Sequence[dict[str, float]], device: str = "cpu"):
+    """Time per full gradient vs number of inputs, forward mode (n jvp) vs reverse mode (1 vjp)."""
+    from helpers.plotting import figure
+
+    sizes = [m["n"] for m in modes]
+    fig, ax = figure("Full gradient of a scalar loss: forward vs reverse mode", "number of inputs n (log scale)",
+                     f"time per gradient (ms, {device}, 1 thread, log scale)")
+    ax.plot(sizes, [m["forward_seconds"] * 1e3 for m in modes], "o-", label="forward mode (n jvp passes)")
+    ax.plot(sizes, [m["reverse_seconds"] * 1e3 for m in modes], "s-", label="reverse mode (1 vjp pass)")
+    ax.set_yscale("log")
+    _integer_log_axis(ax, sizes)
+    ax.legend()
+    return fig
 
 
 def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
@@ -543,6 +586,8 @@ def forward_vs_reverse(n: int, seed: int = 0, repeats: int = 3) -> dict[str, flo
             passes["forward"] += 1
         return grad
     grads, times = {}, {"forward": [], "reverse": []}
+    torch.func.jvp(f, (x,), (basis[0],))  # warm-up: the first torch.func call pays one-off set-up costs
+    reverse()
     with single_thread():
         for _ in range(repeats):
             for name, run in (("reverse", reverse), ("forward", forward)):

@@ -83,7 +83,15 @@ def flow_model(in_features: int, n_classes: int, depth: int, width: int, activat
     check_choice("norm", norm, NORMS)
     if residual:
         return PreNormResidualMLP(in_features, n_classes, width, depth, activation, init, norm)
-    return mlp(in_features, n_classes, width=width, depth=depth, activation=activation, init=init, norm=norm)
+    if init == "default":
+        return mlp(in_features, n_classes, width=width, depth=depth, activation=activation, norm=norm)
+    with torch.device("meta"):  # build without PyTorch's default init, which `init` would overwrite
+        model = mlp(in_features, n_classes, width=width, depth=depth, activation=activation, norm=norm)
+    model.to_empty(device="cpu")
+    for module in model.modules():
+        if not isinstance(module, nn.Linear) and hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    return initialise(model, init, activation)
 
 
 def gradient_flow(activation: str = "relu", init: str = "he", depth: int = 20, width: int = 256,
@@ -119,6 +127,25 @@ def flow_table(settings: dict[str, dict[str, Any]], seeds: Sequence[int], depth:
         runs = [gradient_flow(depth=depth, width=width, batch=batch, seed=s, **kwargs) for s in seeds]
         table[name] = {"norms": runs[0], "ratios": np.array([flow_ratio(r) for r in runs])}
     return table
+
+
+def per_layer_figure(values: dict[str, Sequence[float]], title: str, ylabel: str, log: bool = False,
+                     reference: float | None = None, reference_label: str = "reference"):
+    """One line with markers per named setting, x = layer index (1 = input side)."""
+    from matplotlib.ticker import MaxNLocator
+
+    from helpers.plotting import figure
+
+    fig, ax = figure(title, "layer (1 = input side)", ylabel)
+    for name, v in values.items():
+        ax.plot(range(1, len(v) + 1), v, "o-", ms=4, label=name)
+    if log:
+        ax.set_yscale("log")
+    if reference is not None:
+        ax.axhline(reference, color="black", ls=":", lw=1, label=reference_label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=8)
+    return fig
 
 
 # --------------------------------------------------------------------------- saturation and update ratios
@@ -307,6 +334,28 @@ def clipping_check(grads: Sequence[torch.Tensor], max_norm: float) -> dict[str, 
     after = torch.cat([p.grad.flatten() for p in params]).double()
     return {"norm_before": before.norm().item(), "reported_norm": reported, "norm_after": after.norm().item(),
             "cosine": (before @ after / (before.norm() * after.norm())).item()}
+
+
+def rnn_training_figure(runs: dict[str, dict[str, np.ndarray]], lr: float, window: int = 10):
+    """Loss and pre-clipping gradient norm per step for each run: raw (faint) and a moving average."""
+    from helpers.plotting import PALETTE, figure
+
+    check_int("window", window, 1, 1000)
+    fig, (left, right) = figure(f"tanh RNN on remember-first, plain SGD at lr {lr:g}", "training step",
+                                "cross-entropy loss (nats, log scale)", ncols=2)
+    right.set_ylabel("gradient norm before clipping (log scale)")
+    kernel = np.ones(window) / window
+    for color, (label, run) in zip(PALETTE, runs.items()):
+        for ax, key in ((left, "loss"), (right, "grad_norm")):
+            steps = np.arange(len(run[key]))
+            ax.plot(steps, run[key], color=color, alpha=0.25, lw=1)
+            ax.plot(steps[window - 1:], np.convolve(run[key], kernel, mode="valid"), color=color,
+                    label=f"{label} ({window}-step average)")
+            ax.set_yscale("log")
+    left.axhline(math.log(2), color="black", ls=":", lw=1, label="chance level, ln 2")
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    return fig
 
 
 class SequenceClassifier(nn.Module):
