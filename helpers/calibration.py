@@ -107,9 +107,10 @@ class Bins:
 
 
 def top_label(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-class confidence (probs' dtype) and whether the top class is right (float64 0/1)."""
+    """Top-class confidence (probs' dtype, on the CPU) and whether the top class is right (float64 0/1)."""
     _check_probs(probs, labels)
-    confidence, prediction = probs.max(-1)
+    confidence, prediction = probs.detach().cpu().max(-1)
+    labels = labels.cpu()
     return confidence, (prediction == labels).double()
 
 
@@ -130,23 +131,30 @@ def calibration_bins(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15
                      scheme: str = "equal-width") -> Bins:
     """Count, mean confidence and accuracy in each bin of top-label confidence."""
     confidence, correct = top_label(probs, labels)
+    return _bins_from(confidence, correct, n_bins, scheme)
+
+
+def _bins_from(confidence: torch.Tensor, correct: torch.Tensor, n_bins: int, scheme: str) -> Bins:
     index = bin_indices(confidence, n_bins, scheme)
     count = torch.bincount(index, minlength=n_bins).double()
     conf_sum = torch.bincount(index, weights=confidence.double(), minlength=n_bins)
     acc_sum = torch.bincount(index, weights=correct, minlength=n_bins)
     safe = count.clamp_min(1)
-    empty = (count == 0).cpu().numpy()
-    mean_conf = (conf_sum / safe).cpu().numpy()
-    accuracy = (acc_sum / safe).cpu().numpy()
+    empty = (count == 0).numpy()
+    mean_conf = (conf_sum / safe).numpy()
+    accuracy = (acc_sum / safe).numpy()
     mean_conf[empty], accuracy[empty] = np.nan, np.nan
     if scheme == "equal-width":
         lower, upper = np.arange(n_bins) / n_bins, np.arange(1, n_bins + 1) / n_bins
     else:
-        c = confidence.double().cpu().numpy()
-        idx = index.cpu().numpy()
+        c, idx = confidence.double().numpy(), index.numpy()
         lower = np.array([c[idx == b].min() if not empty[b] else np.nan for b in range(n_bins)])
         upper = np.array([c[idx == b].max() if not empty[b] else np.nan for b in range(n_bins)])
-    return Bins(lower, upper, count.cpu().numpy(), mean_conf, accuracy, len(labels))
+    return Bins(lower, upper, count.numpy(), mean_conf, accuracy, len(confidence))
+
+
+def _ece_from(bins: Bins) -> float:
+    return float(np.nansum(bins.count * bins.gap) / bins.n)
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -161,8 +169,7 @@ def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins
 def calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15,
                       scheme: str = "equal-width") -> float:
     """ECE with either ``equal-width`` bins or ``equal-mass`` (adaptive) bins of equal counts."""
-    bins = calibration_bins(probs, labels, n_bins, scheme)
-    return float(np.nansum(bins.count * bins.gap) / bins.n)
+    return _ece_from(calibration_bins(probs, labels, n_bins, scheme))
 
 
 def adaptive_calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> float:
@@ -180,6 +187,7 @@ def negative_log_likelihood(probs: torch.Tensor, labels: torch.Tensor, eps: floa
     """Mean -log p(true class), in nats; probabilities are clipped at ``eps`` to stay finite."""
     _check_probs(probs, labels)
     check_float("eps", eps, 0.0, 1e-3, lo_open=True)
+    probs, labels = probs.detach().cpu(), labels.cpu()
     p_true = probs.double().gather(1, labels.view(-1, 1)).squeeze(1)
     return float(-p_true.clamp_min(eps).log().mean())
 
@@ -187,6 +195,7 @@ def negative_log_likelihood(probs: torch.Tensor, labels: torch.Tensor, eps: floa
 def brier_score(probs: torch.Tensor, labels: torch.Tensor) -> float:
     """Multi-class Brier score (Brier 1950): mean over examples of sum_k (p_k - 1[y = k])^2, in [0, 2]."""
     _check_probs(probs, labels)
+    probs, labels = probs.detach().cpu(), labels.cpu()
     onehot = nn.functional.one_hot(labels, probs.shape[1]).double()
     return float(((probs.double() - onehot) ** 2).sum(-1).mean())
 
@@ -194,7 +203,8 @@ def brier_score(probs: torch.Tensor, labels: torch.Tensor) -> float:
 def calibration_report(logits: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> dict[str, float]:
     """Accuracy, mean confidence, ECE, equal-mass ECE, MCE, NLL and Brier of softmax(logits)."""
     _check_logits(logits, labels)
-    probs = logits.double().softmax(-1)
+    probs = logits.detach().cpu().double().softmax(-1)
+    labels = labels.cpu()
     confidence, correct = top_label(probs, labels)
     return {"accuracy": float(correct.mean()), "confidence": float(confidence.mean()),
             "ece": expected_calibration_error(probs, labels, n_bins),
@@ -218,7 +228,7 @@ def temperature_nll(logits: torch.Tensor, labels: torch.Tensor, temperatures: Se
     ts = torch.as_tensor([check_float("temperature", t, T_MIN, T_MAX) for t in temperatures], dtype=torch.float64)
     if len(ts) == 0 or len(ts) > 10_000:
         raise ValueError(f"temperatures must hold 1 to 10000 values, got {len(ts)}")
-    z = logits.double().cpu()
+    z = logits.detach().cpu().double()
     y = labels.cpu()
     return np.array([nn.functional.cross_entropy(z / t, y).item() for t in ts])
 
@@ -231,7 +241,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 
     """
     _check_logits(logits, labels)
     check_int("max_iter", max_iter, 1, 10_000)
-    z, y = logits.detach().double().cpu(), labels.cpu()
+    z, y = logits.detach().cpu().double(), labels.cpu()
     log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([log_t], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
 
@@ -600,7 +610,7 @@ def explore_temperature(logits: torch.Tensor, labels: torch.Tensor, temperature:
     check_float("temperature", temperature, 0.25, 8.0)
     check_int("n_bins", n_bins, 5, 30)
     report = calibration_report(apply_temperature(logits, temperature), labels, n_bins)
-    probs = (logits.double() / temperature).softmax(-1)
+    probs = (logits.detach().cpu().double() / temperature).softmax(-1)
     fig = reliability_diagram(probs, labels, f"Temperature T = {temperature:.2f}", n_bins)
     numbers = {"temperature": round(temperature, 3), **{k: round(v, 4) for k, v in report.items()}}
     return fig, numbers
@@ -613,10 +623,11 @@ def explore_bins(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15, sc
     check_int("n_bins", n_bins, 5, 30)
     check_choice("scheme", scheme, SCHEMES)
     counts = list(range(5, 31))
-    curves = {s: [calibration_error(probs, labels, m, s) for m in counts] for s in SCHEMES}
+    confidence, correct = top_label(probs, labels)
+    curves = {s: [_ece_from(_bins_from(confidence, correct, m, s)) for m in counts] for s in SCHEMES}
     fig, axes = figure(f"ECE estimate: {n_bins} {scheme} bins", "confidence (top-class probability)",
                        "accuracy (fraction correct)", ncols=2, figsize=(9.6, 4.8))
-    _draw_reliability(*_diagram_axes(fig, axes[0]), calibration_bins(probs, labels, n_bins, scheme),
+    _draw_reliability(*_diagram_axes(fig, axes[0]), _bins_from(confidence, correct, n_bins, scheme),
                       f"{n_bins} {scheme} bins", curves[scheme][n_bins - 5])
     right = axes[1]
     for color, s in zip(PALETTE, SCHEMES):
