@@ -203,14 +203,14 @@ def cache_nbytes(cache: Cache) -> int:
 
 @torch.no_grad()
 def step_times(model: TinyDecoder, lengths: Sequence[int], min_run_time: float = 0.05, seed: int = 0,
-               progress: Callable[[float], None] | None = None) -> dict[str, list[float]]:
+               progress: Callable[[float], None] | None = None, rounds: int = 3) -> dict[str, list[float]]:
     """Seconds to produce the next token at each context length, with and without the cache.
 
     Uncached: one forward pass over all ``n`` tokens.  Cached: one forward pass of the newest
     token against a cache of ``n - 1`` positions.  Each is the median of repeats after warm-up
-    (``torch.utils.benchmark``); the two are timed back to back so their ratio is fair.
+    (``torch.utils.benchmark``), the two timed in interleaved ``rounds`` so their ratio is fair.
     """
-    from helpers.efficiency import time_call
+    from helpers.efficiency import time_many
 
     lengths = [check_int("length", n, 2, model.max_len) for n in lengths]
     if not lengths:
@@ -222,8 +222,10 @@ def step_times(model: TinyDecoder, lengths: Sequence[int], min_run_time: float =
         tokens = torch.randint(0, model.vocab, (1, n), generator=gen).to(device)
         _, cache = model(tokens[:, :-1])
         last = tokens[:, -1:]
-        out["uncached"].append(time_call(lambda: model(tokens), min_run_time=min_run_time))
-        out["cached"].append(time_call(lambda: model(last, cache), min_run_time=min_run_time))
+        times = time_many({"uncached": lambda: model(tokens), "cached": lambda: model(last, cache)},
+                          rounds, min_run_time)
+        out["uncached"].append(times["uncached"])
+        out["cached"].append(times["cached"])
         if progress is not None:
             progress((i + 1) / len(lengths))
     return out
@@ -235,7 +237,7 @@ def decoding_explorer(model: TinyDecoder, length: int = 128, progress: Callable[
 
     length = check_int("length", length, 8, model.max_len)
     lengths = sorted({max(2, int(round(length * f))) for f in (0.125, 0.25, 0.5, 0.75, 1.0)})
-    times = step_times(model, lengths, min_run_time=0.03, progress=progress)
+    times = step_times(model, lengths, min_run_time=0.01, progress=progress, rounds=3)
     fig, ax = figure(f"Time per token up to length {length}", "context length (tokens)", "time per token (ms)")
     ax.plot(lengths, [t * 1e3 for t in times["uncached"]], "o-", label="no cache (recompute prefix)")
     ax.plot(lengths, [t * 1e3 for t in times["cached"]], "o-", label="KV cache")
