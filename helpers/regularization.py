@@ -621,3 +621,20 @@ def check_lever_choice(choice: set[str] | None, n_train: int = 300, epochs: int 
         "the patterns sit in each signal, and which lever turns that knowledge into more training data?")
     print("Correct: the lever that encodes what you know about the data pays most; the others tune the rest.")
     return True
+
+
+LAYERS = {"more data (4x)": "data", "shift augmentation": "data", "smaller model": "model",
+          "weight decay": "objective", "label smoothing": "objective", "dropout": "training",
+          "early stopping": "training", "baseline": "—"}
+
+
+def layered_table(runs: dict[str, Run]) -> str:
+    """The lever results grouped by layer (data, model, objective, training) as a Markdown table."""
+    base = runs["baseline"]
+    order = sorted(runs, key=lambda name: list(LAYERS.values()).index(LAYERS.get(name, "—")))
+    lines = ["| layer | lever | test accuracy | change vs baseline | test NLL (nats) |", "|---|---|---|---|---|"]
+    for name in order:
+        run = runs[name]
+        lines.append(f"| {LAYERS.get(name, '—')} | {name} | {run.test_acc:.3f} | {run.test_acc - base.test_acc:+.3f} | "
+                     f"{run.test_nll:.2f} |")
+    return "\n".join(lines)

@@ -224,3 +224,10 @@ def test_function_validation(tiny_split):
         reg.size_sweep([5], TINY)
     with pytest.raises(ValueError, match="seed"):
         reg.train_recipe(tiny_split, TINY, seed=-1)
+
+
+def test_layered_table_groups_levers_by_layer(tiny_split):
+    base = reg.train_recipe(tiny_split, TINY)
+    runs = {"baseline": base, "dropout": base, "more data (4x)": base}
+    table = reg.layered_table(runs).splitlines()
+    assert table[2].startswith("| data | more data (4x)") and table[-1].startswith("| — | baseline")
