@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from helpers.validation import check_choice, check_float, check_int
+from helpers.validation import check_choice, check_float, check_int, check_shape
 
 Number = int | float
 
@@ -309,9 +309,8 @@ def manual_mlp_gradients(params: dict[str, torch.Tensor], x: torch.Tensor, y: to
     p = softmax(logits). Backward: dlogits = (p - onehot(y)) / n, then the chain rule
     layer by layer, reusing h and p from the forward pass.
     """
-    check_shape_2d = x.dim() == 2 and y.shape == (x.shape[0],)
-    if not check_shape_2d:
-        raise ValueError(f"x must have shape (n, features) and y shape (n,), got {tuple(x.shape)} and {tuple(y.shape)}")
+    check_shape("x", x, (None, params["W1"].shape[1]))
+    check_shape("y", y, (x.shape[0],))
     W1, b1, W2, b2 = (params[k].detach() for k in ("W1", "b1", "W2", "b2"))
     n = x.shape[0]
     h = torch.tanh(x @ W1.T + b1)                      # forward, cached

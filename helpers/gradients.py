@@ -116,6 +116,8 @@ def gradient_flow(activation: str = "relu", init: str = "he", depth: int = 20, w
 
 def flow_ratio(norms: Sequence[float]) -> float:
     """First-layer / last-layer gradient norm: below 1 vanishing, above 1 growing towards the input."""
+    if len(norms) < 2:
+        raise ValueError(f"norms must hold at least 2 layers' values, got {len(norms)}")
     return float(norms[0] / norms[-1])
 
 
@@ -132,6 +134,8 @@ def flow_table(settings: dict[str, dict[str, Any]], seeds: Sequence[int], depth:
 def per_layer_figure(values: dict[str, Sequence[float]], title: str, ylabel: str, log: bool = False,
                      reference: float | None = None, reference_label: str = "reference"):
     """One line with markers per named setting, x = layer index (1 = input side)."""
+    if not values or not all(len(v) >= 1 for v in values.values()):
+        raise ValueError("values must map at least one setting name to a non-empty list of per-layer numbers")
     from matplotlib.ticker import MaxNLocator
 
     from helpers.plotting import figure

@@ -37,6 +37,15 @@ def test_flow_validation():
         gr.gradient_flow(activation="swish")
 
 
+def test_flow_ratio_and_figure_validation():
+    assert gr.flow_ratio([2.0, 1.0, 4.0]) == 0.5
+    with pytest.raises(ValueError, match="norms"):
+        gr.flow_ratio([1.0])
+    with pytest.raises(ValueError, match="values"):
+        gr.per_layer_figure({}, "t", "y")
+    assert gr.per_layer_figure({"a": [1.0, 2.0]}, "t", "y (unit)", reference=1.5).axes
+
+
 def test_saturation_fractions_hand_computed():
     h = torch.tensor([[0.0, 0.99, -0.999, 0.5]])
     assert gr.saturation_fractions([h], "tanh")[0] == pytest.approx(0.5)
