@@ -446,13 +446,13 @@ def _draw_reliability(top, bottom, bins: Bins, title: str, ece: float) -> None:
             edgecolor="white", label="accuracy in bin")
     low = np.minimum(bins.accuracy, bins.confidence)[full]
     top.bar(centre[full], np.abs(bins.accuracy - bins.confidence)[full], width[full] * 0.9, bottom=low,
-            color=PALETTE[1], alpha=0.6, edgecolor=PALETTE[1], hatch="//", zorder=3,
+            facecolor="none", edgecolor=PALETTE[1], hatch="///", lw=1.2, zorder=3,
             label="gap to mean confidence")
     top.plot(bins.confidence[full], bins.accuracy[full], "o", color="black", ms=3, zorder=4,
              label="bin (mean confidence, accuracy)")
     top.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy (fraction correct)", title=f"{title}\nECE = {ece:.3f}")
     top.tick_params(labelbottom=False)
-    top.legend(loc="upper left", fontsize=7)
+    top.legend(loc="upper left", fontsize=7, frameon=True, framealpha=0.85)
     bottom.bar(bins.lower, bins.count / bins.n, width, align="edge", color="gray", edgecolor="white")
     bottom.set(xlabel="confidence (top-class probability)", ylabel="examples\n(fraction)")
 

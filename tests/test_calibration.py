@@ -270,3 +270,30 @@ def test_check_temperature_search(capsys):
     assert cal.check_temperature_search(grid_search, logits, labels) is True
     with pytest.raises(AssertionError, match="Hint"):
         cal.check_temperature_search(lambda z, y: 1.0, logits, labels)
+
+
+def test_summary_figures_are_labelled_and_validate():
+    probs, labels = cal.synthetic_calibrated(300, seed=0)
+    logits = probs.log().float()
+    record = {"ece": [0.1, 0.2], "nll": [1.0, 1.2], "error": [0.5, 0.45], "confidence": [0.6, 0.7]}
+    results = {"a": {"ece": 0.2, "ece_scaled": 0.05, "temperature": 2.0}}
+    curves = {"x": cal.coverage_accuracy(probs, labels, [0.3, 0.6, 0.9])}
+    figures = [cal.epoch_curves(record), cal.sweep_bars(results, "Sweep"),
+               cal.coverage_plot(curves, "Coverage", mark=0.6), cal.noise_floor_plot(cal.ece_noise_floor([50, 100], repeats=2)),
+               cal.nll_temperature_plot(logits, labels, logits, labels, [0.5, 1.0, 2.0], 1.0)]
+    for fig in figures:
+        drawn = [ax for ax in fig.axes if ax.has_data()]
+        assert all(ax.get_ylabel() for ax in drawn)  # twin axes share the x label of their host
+        assert all(any(a.get_xlabel() for a in ax.get_shared_x_axes().get_siblings(ax)) for ax in drawn)
+        matplotlib.pyplot.close(fig)
+    with pytest.raises(ValueError, match="record"):
+        cal.epoch_curves({"ece": []})
+    with pytest.raises(ValueError, match="results"):
+        cal.sweep_bars({}, "Empty")
+    with pytest.raises(ValueError, match="panels"):
+        cal.reliability_diagrams({}, "Empty")
+
+
+def test_unit_digits_scales_pixels_into_unit_interval():
+    digits = cal.unit_digits(seed=1, device="cpu")
+    assert 0 <= float(digits.x_train.min()) and float(digits.x_val.max()) <= 1
