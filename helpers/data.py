@@ -65,7 +65,8 @@ def _finish(name: str, x: dict[str, np.ndarray], y: dict[str, np.ndarray], n_cla
             standardize: bool, device: torch.device | str | None) -> Splits:
     if standardize:
         mean = x["train"].mean(axis=0)
-        std = x["train"].std(axis=0) + 1e-8
+        std = x["train"].std(axis=0)
+        std = np.where(std < 1e-6, 1.0, std)  # a feature constant in training (a blank pixel) is only centred
         x = {k: (v - mean) / std for k, v in x.items()}
     if device is None:
         from helpers import config

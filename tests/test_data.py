@@ -69,3 +69,9 @@ def test_synthetic_sets():
 def test_bad_arguments_name_the_parameter_and_range(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_a_feature_constant_in_training_is_not_blown_up():
+    d = data.digits(device="cpu")
+    for x in (d.x_val, d.x_test):
+        assert x.abs().max() < 100
