@@ -346,6 +346,7 @@ def plot_error_curves(kappa: float, steps: int):
         ax.semilogy(np.maximum(errors, 1e-17), label=f"{method} (measured)")
         ax.semilogy(best[f"{method}_rate"] ** np.arange(len(errors)), ":", color="grey", lw=1)
     ax.axhline(1e-6, color="black", ls="--", lw=1, label="tolerance 1e-6")
+    ax.set_ylim(1e-10, 10)
     ax.plot([], [], ":", color="grey", label="predicted rate^t")
     ax.legend()
     return fig
