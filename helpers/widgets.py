@@ -108,7 +108,12 @@ def numbers_html(numbers: Mapping[str, Any]) -> str:
 
 
 class Explorer:
-    """Controls bound to a pure function; ``update()`` recomputes with the current values."""
+    """Controls bound to a pure function; ``update()`` recomputes with the current values.
+
+    The figure is rendered to PNG and shown in an ``Image`` widget, and the numbers in an
+    ``HTML`` widget: plain widget state, no captured output, so nothing depends on how the
+    front end replays display messages.
+    """
 
     def __init__(self, fn: ExplorerFn, controls: Mapping[str, Control], run_button: bool = False,
                  run_on_start: bool | None = None) -> None:
@@ -123,24 +128,23 @@ class Explorer:
         self.fn, self.run_button = fn, run_button
         self.takes_progress = "progress" in params
         self.controls = {name: spec.build(name) for name, spec in controls.items()}
-        self.output = w.Output()
+        self.image = w.Image(format="png", layout=w.Layout(max_width="100%"))
+        self.table = w.HTML()
         self.numbers: Mapping[str, Any] = {}
         self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, description="progress")
         rows: list = list(self.controls.values())
         if run_button:
             self.button = w.Button(description="Run", button_style="primary", icon="play")
-            self.button.on_click(lambda _: self.update())
+            self.button.on_click(lambda _: self.update(raise_errors=False))
             rows += [w.HBox([self.button, self.progress])]
         else:
             for control in self.controls.values():
-                control.observe(lambda _: self.update(), names="value")
-        self.widget = w.VBox([w.HBox(rows[:3]), *([w.HBox(rows[3:6])] if len(rows) > 3 else []),
-                              *([w.HBox(rows[6:])] if len(rows) > 6 else []), self.output])
+                control.observe(lambda _: self.update(raise_errors=False), names="value")
+        self.widget = w.VBox([w.HBox(rows[i:i + 3]) for i in range(0, len(rows), 3)] + [self.image, self.table])
         if run_on_start if run_on_start is not None else not run_button:
             self.update()
         else:
-            with self.output:
-                print("Set the controls and press Run.")
+            self.table.value = "<i>Set the controls and press Run.</i>"
 
     def values(self) -> dict[str, Any]:
         """The controls' current values by parameter name."""
@@ -149,10 +153,15 @@ class Explorer:
     def _set_progress(self, fraction: float) -> None:
         self.progress.value = min(max(float(fraction), 0.0), 1.0)
 
-    def update(self) -> Mapping[str, Any]:
-        """Call the function with the current values, show its figure and numbers, return the numbers."""
+    def update(self, raise_errors: bool = True) -> Mapping[str, Any]:
+        """Call the function with the current values, show its figure and numbers, return the numbers.
+
+        From a control's callback (``raise_errors=False``) an exception is shown under the controls
+        instead of disappearing into the kernel's log.
+        """
+        import io
+
         import matplotlib.pyplot as plt
-        from IPython.display import HTML, display
 
         kwargs = self.values()
         if self.takes_progress:
@@ -161,17 +170,23 @@ class Explorer:
             self.button.disabled = True
             self._set_progress(0.0)
         try:
-            fig, self.numbers = self.fn(**kwargs)
+            fig, numbers = self.fn(**kwargs)
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png")
+            plt.close(fig)
+        except Exception as error:  # noqa: BLE001 - shown to the learner, re-raised when asked
+            if raise_errors:
+                raise
+            self.table.value = f"<pre style='color:#b00'>{html.escape(type(error).__name__ + ': ' + str(error))}</pre>"
+            return self.numbers
         finally:
             if self.run_button:
                 self.button.disabled = False
                 self._set_progress(1.0)
-        with self.output:
-            self.output.clear_output(wait=True)
-            display(fig)
-            display(HTML(numbers_html(self.numbers)))
-        plt.close(fig)
-        return self.numbers
+        self.numbers = numbers
+        self.image.value = buffer.getvalue()
+        self.table.value = numbers_html(numbers)
+        return numbers
 
     def _ipython_display_(self) -> None:
         from IPython.display import display

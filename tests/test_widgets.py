@@ -52,3 +52,16 @@ def test_log_slider_and_numbers_table():
     ex = explore(square, x=Slider(0.01, 10, 0.1, 1.0, log=True))
     assert ex.controls["x"].min == -2 and ex.controls["x"].max == 1
     assert "<b>0.5</b>" in numbers_html({"a": 0.5}) and "&lt;" in numbers_html({"<": 1})
+
+
+def test_figure_is_shown_as_png_and_callback_errors_are_displayed():
+    def picky(x: float = 1.0):
+        if x > 2:
+            raise ValueError("x must be a number in [0, 2]")
+        return square(x)
+
+    ex = explore(picky, x=Slider(0, 4, 0.5, 1.0))
+    assert ex.image.value[:4] == b"\x89PNG"
+    ex.controls["x"].value = 3.0
+    assert "x must be a number in [0, 2]" in ex.table.value
+    assert ex.numbers["x"] == 1.0
