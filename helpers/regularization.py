@@ -588,12 +588,13 @@ LEVER_CHOICES = ("dropout", "weight decay", "shift augmentation", "mixup", "labe
                  "early stopping", "smaller model")
 
 
-def check_lever_choice(choice: set[str] | None, n_train: int = 300, epochs: int = 40, seed: int = 0) -> bool:
+def check_lever_choice(choice: set[str] | None, n_train: int = 500, epochs: int = 40, seed: int = 0) -> bool:
     """Check the levers chosen for the scenario by training with them and comparing with the baseline.
 
-    Scenario: 300 labelled signals whose patterns can appear at any position; the MLP reaches
+    Scenario: 500 labelled signals whose patterns can appear at any position; the MLP reaches
     100% training accuracy but about a third on validation. The right answer includes
-    shift augmentation (it encodes what is known about the data) and is checked by running it.
+    shift augmentation (it encodes what is known about the data), and the run must gain
+    more than 0.05 test accuracy over the baseline (piling noise levers on top can underfit).
     """
     if choice is None:
         print("Not attempted yet: set my_levers to a set of lever names and run this cell again.")
@@ -616,9 +617,12 @@ def check_lever_choice(choice: set[str] | None, n_train: int = 300, epochs: int 
     baseline, chosen = train_recipe(data, base, seed), train_recipe(data, replace(base, **levers), seed)
     gain = chosen.test_acc - baseline.test_acc
     print(f"baseline test accuracy {baseline.test_acc:.3f}; with {sorted(choice)}: {chosen.test_acc:.3f} ({gain:+.3f})")
-    assert "shift augmentation" in choice and gain > 0.05, (
+    assert "shift augmentation" in choice, (
         "That choice does not buy much accuracy here. Re-read the scenario: what do you know about where "
         "the patterns sit in each signal, and which lever turns that knowledge into more training data?")
+    assert gain > 0.05, (
+        "Shift augmentation is the right idea, but the levers you stacked on top fight it: with this short "
+        "training budget the extra noise or penalty underfits. Try fewer levers.")
     print("Correct: the lever that encodes what you know about the data pays most; the others tune the rest.")
     return True
 

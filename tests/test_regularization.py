@@ -193,6 +193,9 @@ def test_check_lever_choice(capsys, monkeypatch):
     assert reg.check_lever_choice({"shift augmentation", "dropout"}) is True
     with pytest.raises(AssertionError, match="where"):
         reg.check_lever_choice({"dropout"})
+    fake[True] = 0.36
+    with pytest.raises(AssertionError, match="fewer levers"):
+        reg.check_lever_choice({"shift augmentation", "dropout"})
 
 
 @pytest.mark.parametrize("kwargs, name", [
