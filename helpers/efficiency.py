@@ -624,7 +624,7 @@ def levers_table(quant_size: float, quant_speed_1: float, quant_speed_256: float
          "trade-off seen here": "speed-up depends on hardware and kernels"},
         {"lever": "Pruning, structured (same 10%)", "speed": f"{struct_speed:.1f}x", "size": "10x fewer weights",
          "accuracy": f"{struct_acc:+.3f} after fine-tuning", "trade-off seen here": "coarser cut, needs fine-tuning"},
-        {"lever": "Batching (dynamic)", "speed": f"{batch_gain:.1f}x throughput at load 2", "size": "none",
+        {"lever": "Batching (dynamic)", "speed": f"{batch_gain:.1f}x throughput at load 1.5", "size": "none",
          "accuracy": "none", "trade-off seen here": f"median latency x{batch_cost:.1f} at load 0.25"},
         {"lever": "Caching (KV)", "speed": f"{cache_speed:.1f}x per token at n = {cache_length}",
          "size": f"+{cache_gib:.0f} GiB per 4k-token sequence (7B-like, fp16)", "accuracy": "identical tokens",
