@@ -5,6 +5,8 @@ Environment variables (all optional):
 * ``DL_SCALE``  ``quick`` (tests, CI) or ``full`` (self-study; the default).
 * ``DL_SEED``   an integer that overrides the seed a notebook asks for.
 * ``DL_DEVICE`` ``cpu``, ``cuda`` or ``mps``; unset picks CUDA, then MPS, then CPU.
+* ``DL_THREADS`` CPU threads for torch (default 1: the curriculum's models are tiny, and one
+  thread is faster for them and unaffected by a busy neighbour process; set more for big sweeps).
 * ``DL_BUILD_DIR`` where claims ledgers and caches go (default: ``build/`` in the project).
 """
 from __future__ import annotations
@@ -66,6 +68,15 @@ def device() -> torch.device:
     return torch.device("cpu")
 
 
+def threads() -> int:
+    """CPU threads for torch from ``DL_THREADS`` (default 1, at most 256)."""
+    value = os.environ.get("DL_THREADS", "").strip() or "1"
+    try:
+        return check_int("DL_THREADS", int(value), 1, 256)
+    except ValueError:
+        raise ValueError(f"DL_THREADS must be an integer in [1, 256], got {value!r}") from None
+
+
 def seed_everything(seed: int) -> int:
     """Seed Python, NumPy and torch (all devices) with one integer and return it."""
     seed = check_int("seed", seed, 0, 2**32 - 1)
@@ -107,10 +118,12 @@ class RunConfig:
     seed: int
     device: torch.device
     scale: str
+    threads: int
 
     def __str__(self) -> str:
         return (f"{self.notebook}: torch {torch.__version__} | python {platform.python_version()} | "
-                f"device {self.device} | scale {self.scale} | seed {self.seed}")
+                f"device {self.device} ({self.threads} CPU thread{'s' if self.threads > 1 else ''}) | "
+                f"scale {self.scale} | seed {self.seed}")
 
 
 _current: RunConfig | None = None
@@ -122,7 +135,7 @@ def current() -> RunConfig:
 
 
 def setup(notebook: str = "scratch", seed: int | None = None, *, verbose: bool = True) -> RunConfig:
-    """Seed everything once, pick device and scale, apply the plotting style, print one line.
+    """Seed everything once, pick device, scale and CPU threads, apply the plotting style, print one line.
 
     ``notebook`` names the claims ledger this run writes to; ``DL_SEED`` overrides ``seed``.
     """
@@ -132,8 +145,9 @@ def setup(notebook: str = "scratch", seed: int | None = None, *, verbose: bool =
     from helpers import plotting
 
     plotting.use_style()
+    torch.set_num_threads(threads())
     cfg = RunConfig(notebook=notebook, seed=seed_everything(resolve_seed(seed)),
-                    device=device(), scale=scale())
+                    device=device(), scale=scale(), threads=torch.get_num_threads())
     _current = cfg
     if verbose:
         print(cfg)

@@ -81,3 +81,15 @@ def test_helpers_sets_passive_wait_policy_before_torch():
 def test_warns_when_torch_was_imported_first():
     out = run_python("import torch; import helpers.config")
     assert "torch was imported before helpers" in out.stderr
+
+
+def test_threads_default_to_one_and_are_validated(monkeypatch):
+    monkeypatch.delenv("DL_THREADS", raising=False)
+    assert config.threads() == 1
+    monkeypatch.setenv("DL_THREADS", "2")
+    cfg = config.setup("unit_test", verbose=False)
+    assert cfg.threads == torch.get_num_threads() == 2
+    monkeypatch.setenv("DL_THREADS", "0")
+    with pytest.raises(ValueError, match=r"DL_THREADS must be an integer in \[1, 256\]"):
+        config.threads()
+    torch.set_num_threads(1)
