@@ -34,6 +34,9 @@ class Verdict:
     seed: int
     time: str
 
+    def _ipython_display_(self) -> None:
+        """Show nothing when a cell ends with ``claim(...)``: its verdict line is already printed."""
+
     def line(self) -> str:
         """The one-line verdict printed under the cell."""
         mark = "PASS" if self.passed else "FAIL"
