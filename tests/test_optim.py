@@ -163,6 +163,9 @@ def test_train_sweep_and_time_to_target(small_data):
     assert O.time_to_target(history, 1.0)[0] in (math.inf, 1.0, 2.0)
     with pytest.raises(ValueError, match="kind"):
         O.train("rnn", small_data, "adam", 1e-3, 1)
+    threads = torch.get_num_threads()
+    O.train("mlp", small_data, "adam", 1e-3, 1, width=8)
+    assert torch.get_num_threads() == threads
 
 
 def test_decay_grid_shape(small_data):
