@@ -151,13 +151,14 @@ def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def int_mm_padding(m: int, k: int, n: int, device: torch.device | str = "cpu") -> tuple[int, int, int]:
     """Padded sizes ``(m, k, n)`` that ``torch._int_mm`` accepts on ``device``.
 
-    On CUDA the kernel needs ``m > 16`` and ``k``, ``n`` multiples of 8; the CPU kernel (checked on
-    torch 2.13) takes any sizes, so nothing is padded there.
+    On CUDA the kernel needs ``m > 16`` and ``m``, ``k``, ``n`` multiples of 8 (cuBLASLt refused
+    m = 359 on an H200 with torch 2.11); the CPU kernel (checked on torch 2.13) takes any sizes,
+    so nothing is padded there.
     """
     if torch.device(device).type != "cuda":
         return m, k, n
     up8 = lambda v: -(-v // 8) * 8  # noqa: E731
-    return max(m, 17), up8(k), up8(n)
+    return up8(max(m, 17)), up8(k), up8(n)
 
 
 def int8_matmul(a: torch.Tensor, b: torch.Tensor, force_pad: bool = False) -> torch.Tensor:

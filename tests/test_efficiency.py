@@ -39,7 +39,8 @@ def test_int8_matmul_is_exact_with_and_without_padding(shape):
     exact = a.long() @ b.long()
     assert torch.equal(E.int8_matmul(a, b).long(), exact)
     assert torch.equal(E.int8_matmul(a, b, force_pad=True).long(), exact)
-    assert E.int_mm_padding(3, 7, 9, "cuda") == (17, 8, 16)
+    assert E.int_mm_padding(3, 7, 9, "cuda") == (24, 8, 16)
+    assert E.int_mm_padding(359, 64, 256, "cuda") == (360, 64, 256)
     assert E.int_mm_padding(3, 7, 9, "cpu") == (3, 7, 9)
 
 
