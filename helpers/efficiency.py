@@ -176,8 +176,9 @@ def int8_matmul(a: torch.Tensor, b: torch.Tensor, force_pad: bool = False) -> to
     if (pm, pk, pn) != (m, k, n):
         a = F.pad(a, (0, pk - k, 0, pm - m))
         b = F.pad(b, (0, pn - n, 0, pk - k))
-        return torch._int_mm(a, b)[:m, :n]
-    return torch._int_mm(a, b)
+    if b.is_cuda:
+        b = b.t().contiguous().t()  # cuBLASLt's int8 kernel wants the right operand column-major
+    return torch._int_mm(a, b)[:m, :n]
 
 
 class Int8Linear(nn.Module):
@@ -398,11 +399,13 @@ def prune_neurons(model: nn.Module, keep_fraction: float) -> nn.Sequential:
             cur, nxt = layers[i], layers[j]
             n_keep = max(1, int(round(cur.out_features * keep_fraction)))
             keep = cur.weight.norm(dim=1).topk(n_keep).indices.sort().values
-            small = nn.Linear(cur.in_features, n_keep, bias=cur.bias is not None)
+            small = nn.Linear(cur.in_features, n_keep, bias=cur.bias is not None,
+                              device=cur.weight.device, dtype=cur.weight.dtype)
             small.weight.copy_(cur.weight[keep])
             if cur.bias is not None:
                 small.bias.copy_(cur.bias[keep])
-            narrower = nn.Linear(n_keep, nxt.out_features, bias=nxt.bias is not None)
+            narrower = nn.Linear(n_keep, nxt.out_features, bias=nxt.bias is not None,
+                                 device=nxt.weight.device, dtype=nxt.weight.dtype)
             narrower.weight.copy_(nxt.weight[:, keep])
             if nxt.bias is not None:
                 narrower.bias.copy_(nxt.bias)

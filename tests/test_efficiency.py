@@ -272,3 +272,10 @@ def test_sweeps_and_levers_table():
     table = E.levers_table(4.0, 1.0, 3.0, -0.003, 35, -0.01, -0.008, -0.005, 1.0, 2.0, 8.0, -0.01, 2.0, 3.0, 6.0,
                            256, 2.0)
     assert table.count("\n") == 8 and "3.0x at 256" in table
+
+
+def test_prune_neurons_keeps_the_weights_device_and_dtype():
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).double()
+    small = E.prune_neurons(model, 0.5)
+    assert all(p.dtype == torch.float64 for p in small.parameters())
+    assert small(torch.randn(2, 6, dtype=torch.float64)).shape == (2, 3)
