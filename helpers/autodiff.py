@@ -13,17 +13,17 @@
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from helpers.validation import check_choice, check_float, check_int, check_shape
+from helpers.config import one_thread as single_thread
 
 Number = int | float
 
@@ -349,15 +349,6 @@ def autograd_gradients(params: dict[str, torch.Tensor], x: torch.Tensor, y: torc
 
 
 # --------------------------------------------------------------------------- finite differences
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one thread inside the block: tiny ops then time steadily on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def central_difference(f: Callable[[torch.Tensor], torch.Tensor], w: torch.Tensor, h: float) -> tuple[torch.Tensor, int]:

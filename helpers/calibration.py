@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +26,7 @@ from torch import nn
 
 from helpers.train import Callback, History
 from helpers.validation import check_choice, check_float, check_int
+from helpers.config import one_thread as _one_thread
 
 SCHEMES = ("equal-width", "equal-mass")
 MAX_EXAMPLES = 10_000_000
@@ -35,17 +35,6 @@ T_MIN, T_MAX = 1e-2, 1e2
 
 
 # ----------------------------------------------------------------------------- validation
-@contextmanager
-def _one_thread():
-    """Run small tensor work on one thread (restored after): on 2 shared cores, thread
-    barriers in many tiny ops cost far more than the parallelism gains (measured: 6 s vs 0.15 s
-    for one temperature fit while other processes were busy)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _check_probs(probs: torch.Tensor, labels: torch.Tensor) -> None:

@@ -14,7 +14,6 @@ import copy
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +23,7 @@ from torch.optim import Optimizer
 
 from helpers.data import Splits
 from helpers.validation import check_choice, check_float, check_int
+from helpers.config import one_thread
 
 Params = Iterable[torch.Tensor] | Iterable[dict]
 Progress = Callable[[float], None] | None
@@ -478,16 +478,6 @@ def build_model(kind: str, data: Splits, width: int = 64, channels: int = 16, se
     return model.to(data.x_train.device)
 
 
-@contextmanager
-def one_thread():
-    """Run the block with one CPU thread (restored after): these tiny models gain nothing from more
-    threads, and on a shared 2-core machine thread contention made the 1-D CNN many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def train(kind: str, data: Splits, optimizer: str, lr: float, epochs: int, weight_decay: float = 0.0,

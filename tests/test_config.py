@@ -93,3 +93,11 @@ def test_threads_default_to_one_and_are_validated(monkeypatch):
     with pytest.raises(ValueError, match=r"DL_THREADS must be an integer in \[1, 256\]"):
         config.threads()
     torch.set_num_threads(1)
+
+
+def test_one_thread_restores_the_previous_count():
+    torch.set_num_threads(2)
+    with config.one_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
+    torch.set_num_threads(1)
