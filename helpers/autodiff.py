@@ -524,14 +524,8 @@ class SigmoidFn(torch.autograd.Function):
         return grad_out * s * (1 - s)
 
 
-class BuggySigmoidFn(torch.autograd.Function):
-    """The same sigmoid with a planted bug: the backward forgets the (1 - sigma) factor."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        s = torch.sigmoid(x)
-        ctx.save_for_backward(s)
-        return s
+class BuggySigmoidFn(SigmoidFn):
+    """The same sigmoid (forward inherited) with a planted bug: the backward forgets the (1 - sigma) factor."""
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor) -> torch.Tensor:

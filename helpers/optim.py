@@ -768,56 +768,48 @@ def _not_attempted(result, what: str) -> bool:
     return False
 
 
-def check_nesterov(update: Callable) -> bool:
-    """Check ``update(w, grad, velocity, lr, momentum) -> (w, velocity)`` against torch.optim.SGD(nesterov=True)."""
-    gen = torch.Generator().manual_seed(0)
+def _check_update_rule(update: Callable, reference: Callable, hyper: tuple, seed: int, name: str,
+                       hint: str, stub: str) -> bool:
+    """Run a learner's ``update(w, grad, state, *hyper) -> (w, state)`` beside a torch.optim optimizer.
+
+    Both minimise the same diagonal quadratic for 20 steps from the same start; the state starts at zero.
+    """
+    gen = torch.Generator().manual_seed(seed)
     a = torch.rand(5, generator=gen, dtype=torch.float64) * 10 + 0.5
     w_ref = torch.randn(5, generator=gen, dtype=torch.float64).requires_grad_(True)
-    opt = torch.optim.SGD([w_ref], lr=0.05, momentum=0.9, nesterov=True)
-    w, velocity = w_ref.detach().clone(), torch.zeros(5, dtype=torch.float64)
+    opt = reference([w_ref])
+    w, state = w_ref.detach().clone(), torch.zeros(5, dtype=torch.float64)
     for step in range(20):
         w_ref.grad = a * w_ref.detach()
         opt.step()
         try:
-            result = update(w.clone(), a * w, velocity.clone(), 0.05, 0.9)
+            result = update(w.clone(), a * w, state.clone(), *hyper)
         except NotImplementedError:
             result = None
-        if _not_attempted(result, "fill in nesterov_update and run this cell again."):
+        if _not_attempted(result, f"fill in {stub} and run this cell again."):
             return False
-        w, velocity = result
+        w, state = result
         if not torch.allclose(w, w_ref.detach(), atol=1e-10):
-            raise AssertionError(
-                f"After step {step + 1} your weights differ from torch.optim.SGD(nesterov=True) by "
-                f"{(w - w_ref.detach()).abs().max().item():.3g}. Hint: update the velocity first "
-                "(v = momentum * v + grad), then step along grad + momentum * v, not along v.")
-    print("Correct: your Nesterov update matches torch.optim.SGD(nesterov=True) for 20 steps.")
+            raise AssertionError(f"After step {step + 1} your weights differ from {name} by "
+                                 f"{(w - w_ref.detach()).abs().max().item():.3g}. Hint: {hint}")
+    print(f"Correct: your update matches {name} for 20 steps.")
     return True
+
+
+def check_nesterov(update: Callable) -> bool:
+    """Check ``update(w, grad, velocity, lr, momentum) -> (w, velocity)`` against torch.optim.SGD(nesterov=True)."""
+    return _check_update_rule(
+        update, lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.9, nesterov=True), (0.05, 0.9), 0,
+        "torch.optim.SGD(nesterov=True)", "update the velocity first (v = momentum * v + grad), then step along "
+        "grad + momentum * v, not along v.", "nesterov_update")
 
 
 def check_rmsprop(update: Callable) -> bool:
     """Check ``update(w, grad, square_avg, lr, alpha, eps) -> (w, square_avg)`` against torch.optim.RMSprop."""
-    gen = torch.Generator().manual_seed(1)
-    a = torch.rand(5, generator=gen, dtype=torch.float64) * 10 + 0.5
-    w_ref = torch.randn(5, generator=gen, dtype=torch.float64).requires_grad_(True)
-    opt = torch.optim.RMSprop([w_ref], lr=0.01, alpha=0.9, eps=1e-8)
-    w, square_avg = w_ref.detach().clone(), torch.zeros(5, dtype=torch.float64)
-    for step in range(20):
-        w_ref.grad = a * w_ref.detach()
-        opt.step()
-        try:
-            result = update(w.clone(), a * w, square_avg.clone(), 0.01, 0.9, 1e-8)
-        except NotImplementedError:
-            result = None
-        if _not_attempted(result, "fill in rmsprop_update and run this cell again."):
-            return False
-        w, square_avg = result
-        if not torch.allclose(w, w_ref.detach(), atol=1e-10):
-            raise AssertionError(
-                f"After step {step + 1} your weights differ from torch.optim.RMSprop by "
-                f"{(w - w_ref.detach()).abs().max().item():.3g}. Hint: s = alpha*s + (1-alpha)*g**2, then "
-                "w = w - lr * g / (sqrt(s) + eps): divide by the ROOT mean square, with eps added after the root.")
-    print("Correct: your RMSprop update matches torch.optim.RMSprop for 20 steps.")
-    return True
+    return _check_update_rule(
+        update, lambda params: torch.optim.RMSprop(params, lr=0.01, alpha=0.9, eps=1e-8), (0.01, 0.9, 1e-8), 1,
+        "torch.optim.RMSprop", "s = alpha*s + (1-alpha)*g**2, then w = w - lr * g / (sqrt(s) + eps): divide by "
+        "the ROOT mean square, with eps added after the root.", "rmsprop_update")
 
 
 def check_lr_pick(lr: float | None, result: dict) -> bool:
