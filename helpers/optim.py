@@ -39,7 +39,32 @@ def _check_betas(betas: tuple[float, float]) -> tuple[float, float]:
 # --------------------------------------------------------------------------------------------
 # The optimizers
 # --------------------------------------------------------------------------------------------
-class SGD(Optimizer):
+class ScratchOptimizer(Optimizer):
+    """The bookkeeping every optimizer here shares; a subclass writes only ``update``, the maths.
+
+    ``step`` evaluates the optional closure, then calls ``update(w, g, group, state)`` for every
+    parameter with a gradient, where ``g`` is already negated for ``maximize=True``.
+    """
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        """One update of every parameter that has a gradient."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for w in group["params"]:
+                if w.grad is not None:
+                    self.update(w, -w.grad if group["maximize"] else w.grad, group, self.state[w])
+        return loss
+
+    def update(self, w: torch.Tensor, g: torch.Tensor, group: dict, state: dict) -> None:
+        """Change ``w`` in place from its gradient ``g``, its group's settings and its own state."""
+        raise NotImplementedError
+
+
+class SGD(ScratchOptimizer):
     """Stochastic gradient descent with optional momentum, dampening, Nesterov and weight decay.
 
     g = grad + wd * w;  v = mu * v + (1 - dampening) * g  (v = g on the first step);
@@ -57,34 +82,22 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov, maximize=maximize))
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
-        """One update of every parameter that has a gradient."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, mu, damp = group["lr"], group["momentum"], group["dampening"]
-            for w in group["params"]:
-                if w.grad is None:
-                    continue
-                g = -w.grad if group["maximize"] else w.grad
-                if group["weight_decay"]:
-                    g = g + group["weight_decay"] * w                   # L2 term in the gradient
-                if mu:
-                    state = self.state[w]
-                    if "velocity" not in state:
-                        state["velocity"] = g.clone()                   # v_1 = g_1
-                    else:
-                        state["velocity"] = mu * state["velocity"] + (1 - damp) * g
-                    v = state["velocity"]
-                    g = g + mu * v if group["nesterov"] else v          # look ahead, or heavy ball
-                w.sub_(lr * g)                                          # w <- w - lr * d
-        return loss
+    def update(self, w: torch.Tensor, g: torch.Tensor, group: dict, state: dict) -> None:
+        """v = mu v + (1 - dampening) g;  w = w - lr (g + mu v if Nesterov else v)."""
+        lr, mu, damp = group["lr"], group["momentum"], group["dampening"]
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * w                   # L2 term in the gradient
+        if mu:
+            if "velocity" not in state:
+                state["velocity"] = g.clone()                   # v_1 = g_1
+            else:
+                state["velocity"] = mu * state["velocity"] + (1 - damp) * g
+            v = state["velocity"]
+            g = g + mu * v if group["nesterov"] else v          # look ahead, or heavy ball
+        w.sub_(lr * g)                                          # w <- w - lr * d
 
 
-class RMSprop(Optimizer):
+class RMSprop(ScratchOptimizer):
     """RMSprop (Hinton 2012): divide the gradient by a running root-mean-square of its history.
 
     s = alpha * s + (1 - alpha) * g^2;  w = w - lr * g / (sqrt(s) + eps)
@@ -102,37 +115,25 @@ class RMSprop(Optimizer):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum, centered=centered, maximize=maximize))
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
-        """One update of every parameter that has a gradient."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, alpha, eps, mu = group["lr"], group["alpha"], group["eps"], group["momentum"]
-            for w in group["params"]:
-                if w.grad is None:
-                    continue
-                g = -w.grad if group["maximize"] else w.grad
-                if group["weight_decay"]:
-                    g = g + group["weight_decay"] * w
-                state = self.state[w]
-                if not state:
-                    state.update(square_avg=torch.zeros_like(w), grad_avg=torch.zeros_like(w),
-                                 velocity=torch.zeros_like(w))
-                s = state["square_avg"] = alpha * state["square_avg"] + (1 - alpha) * g * g
-                if group["centered"]:
-                    m = state["grad_avg"] = alpha * state["grad_avg"] + (1 - alpha) * g
-                    s = s - m * m                                      # variance instead of raw 2nd moment
-                scaled = g / (s.sqrt() + eps)
-                if mu:
-                    scaled = state["velocity"] = mu * state["velocity"] + scaled
-                w.sub_(lr * scaled)
-        return loss
+    def update(self, w: torch.Tensor, g: torch.Tensor, group: dict, state: dict) -> None:
+        """s = alpha s + (1 - alpha) g^2;  w = w - lr g / (sqrt(s) + eps)."""
+        lr, alpha, eps, mu = group["lr"], group["alpha"], group["eps"], group["momentum"]
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * w
+        if not state:
+            state.update(square_avg=torch.zeros_like(w), grad_avg=torch.zeros_like(w),
+                         velocity=torch.zeros_like(w))
+        s = state["square_avg"] = alpha * state["square_avg"] + (1 - alpha) * g * g
+        if group["centered"]:
+            m = state["grad_avg"] = alpha * state["grad_avg"] + (1 - alpha) * g
+            s = s - m * m                                      # variance instead of raw 2nd moment
+        scaled = g / (s.sqrt() + eps)
+        if mu:
+            scaled = state["velocity"] = mu * state["velocity"] + scaled
+        w.sub_(lr * scaled)
 
 
-class Adam(Optimizer):
+class Adam(ScratchOptimizer):
     """Adam (Kingma & Ba 2015); ``weight_decay`` adds an L2 term to the gradient, as torch.optim.Adam.
 
     m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  m^ = m / (1-b1^t);  v^ = v / (1-b2^t);
@@ -151,36 +152,24 @@ class Adam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad, maximize=maximize))
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
-        """One update of every parameter that has a gradient."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-            for w in group["params"]:
-                if w.grad is None:
-                    continue
-                g = -w.grad if group["maximize"] else w.grad
-                if wd and self.decoupled:
-                    w.mul_(1 - lr * wd)                                 # AdamW: shrink w directly
-                elif wd:
-                    g = g + wd * w                                      # Adam: L2 term in the gradient
-                state = self.state[w]
-                if not state:
-                    state.update(t=0, m=torch.zeros_like(w), v=torch.zeros_like(w), v_max=torch.zeros_like(w))
-                state["t"] += 1
-                t = state["t"]
-                m = state["m"] = b1 * state["m"] + (1 - b1) * g         # first moment (momentum)
-                v = state["v"] = b2 * state["v"] + (1 - b2) * g * g     # second moment (scale)
-                if group["amsgrad"]:
-                    v = state["v_max"] = torch.maximum(state["v_max"], v)
-                m_hat = m / (1 - b1 ** t)                               # bias corrections
-                v_hat = v / (1 - b2 ** t)
-                w.sub_(lr * m_hat / (v_hat.sqrt() + eps))
-        return loss
+    def update(self, w: torch.Tensor, g: torch.Tensor, group: dict, state: dict) -> None:
+        """m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  w = w - lr m^ / (sqrt(v^) + eps)."""
+        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        if wd and self.decoupled:
+            w.mul_(1 - lr * wd)                                 # AdamW: shrink w directly
+        elif wd:
+            g = g + wd * w                                      # Adam: L2 term in the gradient
+        if not state:
+            state.update(t=0, m=torch.zeros_like(w), v=torch.zeros_like(w), v_max=torch.zeros_like(w))
+        state["t"] += 1
+        t = state["t"]
+        m = state["m"] = b1 * state["m"] + (1 - b1) * g         # first moment (momentum)
+        v = state["v"] = b2 * state["v"] + (1 - b2) * g * g     # second moment (scale)
+        if group["amsgrad"]:
+            v = state["v_max"] = torch.maximum(state["v_max"], v)
+        m_hat = m / (1 - b1 ** t)                               # bias corrections
+        v_hat = v / (1 - b2 ** t)
+        w.sub_(lr * m_hat / (v_hat.sqrt() + eps))
 
 
 class AdamW(Adam):
