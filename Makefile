@@ -7,17 +7,25 @@ BIN := $(VENV)/bin
 REQ_HASH := $(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+# Committed notebooks carry no outputs, counts, widget state or language details; cell ids are kept.
+STRIP := -m nbstripout --keep-id --extra-keys "metadata.language_info cell.metadata.execution"
 export OMP_WAIT_POLICY := PASSIVE
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: lab test test-full setup clean-notebooks claims clean
+.PHONY: lab test test-full setup sync clean-notebooks claims mutation clean
 
 setup: $(STAMP)
 
+# Set-up also installs nbstripout as this clone's git filter, so notebooks that JupyterLab saved with
+# outputs are committed without them.
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@if git rev-parse --git-dir >/dev/null 2>&1; then \
+		git config filter.nbstripout.clean '"$(abspath $(BIN))/python" $(STRIP)' && \
+		git config filter.nbstripout.smudge cat && \
+		git config diff.ipynb.textconv '"$(abspath $(BIN))/python" $(STRIP) -t'; fi
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -28,15 +36,26 @@ test: $(STAMP)
 	DL_SCALE=quick DL_PROGRESS=0 DL_CACHE=0 $(BIN)/python -m pytest tests notebooks \
 		--nbval-lax --nbval-current-env -q -ra --durations=15
 
+# Full scale with progress bars on, as a learner runs the notebooks.
 test-full: $(STAMP)
-	DL_SCALE=full DL_PROGRESS=0 $(BIN)/python -m pytest notebooks \
+	DL_SCALE=full DL_PROGRESS=1 $(BIN)/python -m pytest notebooks \
 		--nbval-lax --nbval-current-env -q --durations=15
 
+# After editing a notebook's paired script (or the notebook), bring the other up to date.
+sync: $(STAMP)
+	$(BIN)/jupytext --sync notebooks/*.ipynb
+
 clean-notebooks: $(STAMP)
-	$(BIN)/python tools/nbsync.py strip notebooks/*.ipynb
+	$(BIN)/python $(STRIP) notebooks/*.ipynb
+	$(BIN)/jupytext --sync notebooks/*.ipynb
 
 claims: $(STAMP)
 	$(BIN)/python -m helpers.claims
 
+# Mutation testing of the from-scratch science (not part of `make test`: it takes minutes).
+mutation: $(STAMP)
+	$(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf build .pytest_cache
+	rm -rf build .pytest_cache mutants

@@ -5,7 +5,7 @@ Environment variables (all optional):
 * ``DL_SCALE``  ``quick`` (tests, CI) or ``full`` (self-study; the default).
 * ``DL_SEED``   an integer that overrides the seed a notebook asks for.
 * ``DL_DEVICE`` ``cpu``, ``cuda`` or ``mps``; unset picks CUDA, then MPS, then CPU.
-* ``DL_THREADS`` CPU threads for torch (default 1: the curriculum's models are tiny, and one
+* ``DL_THREADS`` CPU threads for torch, NumPy and scikit-learn (default 1: the curriculum's models are tiny, and one
   thread is faster for them and unaffected by a busy neighbour process; set more for big sweeps).
 * ``DL_BUILD_DIR`` where claims ledgers and caches go (default: ``build/`` in the project).
 """
@@ -95,6 +95,17 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def limit_library_threads(count: int) -> None:
+    """Limit the BLAS and OpenMP pools of NumPy and scikit-learn to ``count`` threads.
+
+    Their spinning threads suffer the same contention as torch's: under load, a logistic regression took
+    8-21 s on the multi-threaded maths library instead of 0.2-0.5 s on one thread.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=check_int("count", count, 1, 256))
+
+
 def seed_everything(seed: int) -> int:
     """Seed Python, NumPy and torch (all devices) with one integer and return it."""
     seed = check_int("seed", seed, 0, 2**32 - 1)
@@ -164,6 +175,7 @@ def setup(notebook: str = "scratch", seed: int | None = None, *, verbose: bool =
 
     plotting.use_style()
     torch.set_num_threads(threads())
+    limit_library_threads(threads())
     cfg = RunConfig(notebook=notebook, seed=seed_everything(resolve_seed(seed)),
                     device=device(), scale=scale(), threads=torch.get_num_threads())
     _current = cfg

@@ -32,7 +32,7 @@ class Splits:
         """Number of input features per example (the last dimension)."""
         return int(self.x_train.shape[-1])
 
-    def to(self, device: torch.device | str) -> "Splits":
+    def to(self, device: torch.device | str) -> Splits:
         """The same splits on ``device``."""
         return replace(self, **{k: getattr(self, k).to(device) for k in
                                 ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")})

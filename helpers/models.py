@@ -112,38 +112,51 @@ def initialise(model: nn.Module, init: str, activation: str = "relu") -> nn.Modu
     return model
 
 
-class CNN1D(nn.Module):
-    """A small 1-D convolutional net for length-``length`` signals (MNIST-1D: about 90% test).
+POOLINGS = ("flatten", "average")
 
-    Three strided convolutions with ReLU, then a linear classifier, as in Greydanus (2020).
+
+class CNN1D(nn.Module):
+    """A small 1-D convolutional net for length-``length`` signals such as MNIST-1D.
+
+    Three convolutions with ReLU, then a linear classifier. The default, as in Greydanus (2020), strides
+    every convolution by 2 and flattens the feature map into the classifier (about 90% test accuracy on
+    MNIST-1D with enough data). ``first_stride=1`` keeps full resolution in the first layer, and
+    ``pooling="average"`` averages each channel over positions before the classifier (global average
+    pooling, as in modern CNNs): the classifier then sees *what* was detected, not *where*.
     """
 
-    def __init__(self, n_classes: int = 10, channels: int = 32, length: int = 40,
-                 kernel_size: int = 5) -> None:
+    def __init__(self, n_classes: int = 10, channels: int = 32, length: int = 40, kernel_size: int = 5,
+                 first_stride: int = 2, pooling: str = "flatten") -> None:
         super().__init__()
         check_int("n_classes", n_classes, 1, 100_000)
         check_int("channels", channels, 1, 1024)
         check_int("length", length, 8, 100_000)
         check_int("kernel_size", kernel_size, 1, 31)
+        check_int("first_stride", first_stride, 1, 2)
+        check_choice("pooling", pooling, POOLINGS)
         pad = kernel_size // 2
         self.features = nn.Sequential(
-            nn.Conv1d(1, channels, kernel_size, stride=2, padding=pad), nn.ReLU(),
+            nn.Conv1d(1, channels, kernel_size, stride=first_stride, padding=pad), nn.ReLU(),
             nn.Conv1d(channels, channels, kernel_size, stride=2, padding=pad), nn.ReLU(),
             nn.Conv1d(channels, channels, kernel_size, stride=2, padding=pad), nn.ReLU(),
         )
+        self.pooling = pooling
         with torch.no_grad():
-            n_flat = self.features(torch.zeros(1, 1, length)).numel()
+            n_flat = channels if pooling == "average" else self.features(torch.zeros(1, 1, length)).numel()
         self.head = nn.Linear(n_flat, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:
-            x = x.unsqueeze(1)
-        return self.head(self.features(x).flatten(1))
+            x = x.unsqueeze(1)               # (B, 1, length)
+        features = self.features(x)          # (B, channels, positions)
+        pooled = features.mean(dim=-1) if self.pooling == "average" else features.flatten(1)
+        return self.head(pooled)
 
 
-def cnn1d(n_classes: int = 10, channels: int = 32, length: int = 40, kernel_size: int = 5) -> CNN1D:
+def cnn1d(n_classes: int = 10, channels: int = 32, length: int = 40, kernel_size: int = 5,
+          first_stride: int = 2, pooling: str = "flatten") -> CNN1D:
     """Build a :class:`CNN1D`."""
-    return CNN1D(n_classes, channels, length, kernel_size)
+    return CNN1D(n_classes, channels, length, kernel_size, first_stride, pooling)
 
 
 def count_parameters(model: nn.Module) -> int:

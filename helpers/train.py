@@ -2,15 +2,13 @@
 
 Mini-batches are drawn by permuting indices of tensors already on the device (no
 DataLoader), which keeps tiny models fast.  Callbacks can stop training early or
-record statistics; a ``tqdm`` bar shows progress in JupyterLab and stays silent in
-tests (``DL_PROGRESS=0``).
+record statistics; one progress bar per notebook cell shows how far training is
+(silent outside Jupyter and with ``DL_PROGRESS=0``).
 """
 from __future__ import annotations
 
 import copy
 import math
-import os
-import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,11 +16,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from helpers import progress as cell_progress
 from helpers.data import Splits
+from helpers.progress import Report
 from helpers.validation import check_choice, check_float, check_int
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
 
 
 @dataclass
@@ -38,6 +38,7 @@ class History:
     lr: list[float] = field(default_factory=list)
     stopped_epoch: int | None = None
     best_epoch: int | None = None
+    restored_epoch: int | None = None
     extra: dict[str, list] = field(default_factory=dict)
 
     def log(self, **values: float) -> None:
@@ -50,11 +51,23 @@ class History:
         values = getattr(self, metric)
         return max(values) if metric.endswith("acc") else min(values)
 
+    def at(self, epoch: int) -> dict[str, float]:
+        """The metrics logged at ``epoch`` (0 is before training), plus the train/validation accuracy gap."""
+        if epoch not in self.epoch:
+            raise ValueError(f"epoch must be one of the logged epochs 0..{self.epoch[-1]}, got {epoch}")
+        i = self.epoch.index(epoch)
+        return {"epoch": epoch, "train_loss": self.train_loss[i], "train_acc": self.train_acc[i],
+                "val_loss": self.val_loss[i], "val_acc": self.val_acc[i],
+                "gap": self.train_acc[i] - self.val_acc[i]}
+
     def final(self) -> dict[str, float]:
         """The last epoch's metrics, plus the train/validation accuracy gap."""
-        return {"train_loss": self.train_loss[-1], "train_acc": self.train_acc[-1],
-                "val_loss": self.val_loss[-1], "val_acc": self.val_acc[-1],
-                "gap": self.train_acc[-1] - self.val_acc[-1]}
+        return self.at(self.epoch[-1])
+
+    def restored(self) -> dict[str, float]:
+        """The metrics of the weights the model holds after training: the best epoch's when early
+        stopping restored them, else the last epoch's."""
+        return self.final() if self.restored_epoch is None else self.at(self.restored_epoch)
 
 
 class Callback:
@@ -101,6 +114,7 @@ class EarlyStopping(Callback):
         history.best_epoch = self.best_epoch
         if self.restore_best and self.best_state is not None:
             model.load_state_dict(self.best_state)
+            history.restored_epoch = self.best_epoch
 
 
 class GradientStats(Callback):
@@ -128,21 +142,41 @@ class GradientStats(Callback):
         history.extra["grad_norm"] = self.norms
 
 
-def make_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float,
-                   weight_decay: float = 0.0, momentum: float = 0.9) -> torch.optim.Optimizer:
-    """A ``torch.optim`` optimizer by name: sgd, momentum (SGD with momentum), adam, adamw, rmsprop."""
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay for weight matrices and kernels only; none for biases and normalization gains.
+
+    Decaying a bias or a LayerNorm/BatchNorm gain pulls it towards zero, which only shifts or silences
+    units; the usual practice (and the AdamW paper's) is to decay the tensors with two or more dimensions.
+    """
+    check_float("weight_decay", weight_decay, 0.0, 100.0)
+    decayed = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    kept = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return [{"params": decayed, "weight_decay": weight_decay}, {"params": kept, "weight_decay": 0.0}]
+
+
+def make_optimizer(name: str, params: nn.Module | Iterable[torch.nn.Parameter], lr: float,
+                   weight_decay: float = 0.0, momentum: float = 0.9, beta2: float = 0.999,
+                   library=torch.optim) -> torch.optim.Optimizer:
+    """An optimizer by name: sgd, momentum, nesterov, rmsprop, adam or adamw.
+
+    ``momentum`` is SGD's momentum and Adam's beta1; ``beta2`` is Adam's beta2 and RMSprop's alpha.
+    Given a model, weight decay skips biases and normalization gains (:func:`parameter_groups`).
+    ``library`` is any module with ``SGD``, ``RMSprop``, ``Adam`` and ``AdamW`` classes that take
+    ``torch.optim``'s arguments: ``torch.optim`` itself, or optimizers written from scratch.
+    """
     check_choice("optimizer", name, OPTIMIZERS)
     check_float("lr", lr, 0.0, 100.0, lo_open=True)
     check_float("weight_decay", weight_decay, 0.0, 100.0)
     check_float("momentum", momentum, 0.0, 1.0, hi_open=True)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
-    if name == "momentum":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    check_float("beta2", beta2, 0.0, 1.0, hi_open=True)
+    groups = parameter_groups(params, weight_decay) if isinstance(params, nn.Module) else params
+    if name in ("sgd", "momentum", "nesterov"):
+        return library.SGD(groups, lr=lr, momentum=0.0 if name == "sgd" else momentum,
+                           nesterov=name == "nesterov", weight_decay=weight_decay)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
-    cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-    return cls(params, lr=lr, weight_decay=weight_decay)
+        return library.RMSprop(groups, lr=lr, alpha=beta2, weight_decay=weight_decay)
+    optimizer_class = library.Adam if name == "adam" else library.AdamW
+    return optimizer_class(groups, lr=lr, betas=(momentum, beta2), weight_decay=weight_decay)
 
 
 @torch.no_grad()
@@ -175,51 +209,62 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 4096) ->
     return out
 
 
-def _show_progress(progress: bool | None) -> bool:
-    if progress is not None:
-        return progress
-    if os.environ.get("DL_PROGRESS", "1") == "0":
-        return False
-    return "ipykernel" in sys.modules
-
-
 def fit(model: nn.Module, data: Splits, epochs: int = 20, lr: float = 1e-3, optimizer: str = "adam",
         batch_size: int = 128, weight_decay: float = 0.0, loss_fn: LossFn | None = None,
         train_transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
         callbacks: Iterable[Callback] = (), scheduler: Callable[[torch.optim.Optimizer], object] | None = None,
         opt: torch.optim.Optimizer | None = None, eval_loss_fn: LossFn | None = None,
-        progress: bool | None = None, seed: int | None = None) -> History:
+        progress: bool | Report | None = None, seed: int | None = None) -> History:
     """Train ``model`` on ``data.x_train`` and return per-epoch train/validation metrics.
 
-    * ``optimizer``/``lr``/``weight_decay`` build a ``torch.optim`` optimizer, or pass ``opt``.
+    * Row 0 of the history is measured before the first step, so every learning curve starts at
+      initialisation (an untrained 10-class classifier should sit near ln 10 = 2.30 nats).
+    * ``optimizer``/``lr``/``weight_decay`` build an optimizer with :func:`make_optimizer` (weight
+      decay skips biases and normalization gains), or pass ``opt``.
     * ``loss_fn`` is the training loss (default cross-entropy); metrics use ``eval_loss_fn``
       (default cross-entropy, i.e. NLL of the softmax), so smoothed or mixed losses still
       report comparable validation NLL.
     * ``train_transform(x, y)`` augments each mini-batch (mixup, shifts, ...).
     * ``scheduler(opt)`` returns a ``torch.optim.lr_scheduler`` stepped once per batch.
     * Train metrics are measured in eval mode on the whole training split after each epoch.
+    * ``progress``: None shows the cell's progress bar in Jupyter (see :mod:`helpers.progress`),
+      False shows nothing, and a callable receives the fraction of epochs done after each epoch.
     """
     check_int("epochs", epochs, 1, 100_000)
     check_int("batch_size", batch_size, 1, 10_000_000)
     device = data.x_train.device
     model.to(device)
-    opt = opt or make_optimizer(optimizer, model.parameters(), lr, weight_decay)
+    opt = opt or make_optimizer(optimizer, model, lr, weight_decay)
     sched = scheduler(opt) if scheduler else None
     loss_fn = loss_fn or nn.functional.cross_entropy
     eval_loss_fn = eval_loss_fn or nn.functional.cross_entropy
     callbacks = list(callbacks)
-    gen = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
+    generator = torch.Generator(device="cpu").manual_seed(seed) if seed is not None else None
     history, n, step = History(), len(data.y_train), 0
+    report = progress if callable(progress) else None
+    bar = cell_progress.cell_bar() if progress is None or progress is True else None
+    if bar is not None:
+        bar.start_run(f"training {epochs} epochs")
+    start = time.perf_counter()
+
+    def log_epoch(epoch: int) -> float:
+        train_loss, train_acc = evaluate(model, data.x_train, data.y_train, eval_loss_fn)
+        val_loss, val_acc = evaluate(model, data.x_val, data.y_val, eval_loss_fn)
+        history.log(epoch=epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
+                    val_acc=val_acc, seconds=time.perf_counter() - start, lr=opt.param_groups[0]["lr"])
+        if bar is not None:
+            bar.update(epoch / epochs, f"epoch {epoch}/{epochs} · validation accuracy {val_acc:.3f}",
+                       force=epoch == epochs)
+        if report is not None:
+            report(epoch / epochs)
+        return train_loss
+
     for cb in callbacks:
         cb.on_train_begin(model)
-    bar = None
-    if _show_progress(progress):
-        from tqdm.auto import tqdm
-        bar = tqdm(total=epochs, desc="training", leave=False)
-    start = time.perf_counter()
+    log_epoch(0)
     for epoch in range(1, epochs + 1):
         model.train()
-        order = torch.randperm(n, generator=gen).to(device)
+        order = torch.randperm(n, generator=generator).to(device)
         for i in range(0, n, batch_size):
             idx = order[i:i + batch_size]
             xb, yb = data.x_train[idx], data.y_train[idx]
@@ -234,19 +279,11 @@ def fit(model: nn.Module, data: Splits, epochs: int = 20, lr: float = 1e-3, opti
             if sched is not None:
                 sched.step()
             step += 1
-        train_loss, train_acc = evaluate(model, data.x_train, data.y_train, eval_loss_fn)
-        val_loss, val_acc = evaluate(model, data.x_val, data.y_val, eval_loss_fn)
-        history.log(epoch=epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
-                    val_acc=val_acc, seconds=time.perf_counter() - start, lr=opt.param_groups[0]["lr"])
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(val_acc=f"{val_acc:.3f}")
+        train_loss = log_epoch(epoch)
         stop = any([cb.on_epoch_end(model, history) for cb in callbacks])
         if stop or not math.isfinite(train_loss):
             history.stopped_epoch = epoch
             break
-    if bar is not None:
-        bar.close()
     for cb in callbacks:
         cb.on_train_end(model, history)
     return history

@@ -69,7 +69,8 @@ def test_build_dir_is_created_under_the_override(tmp_path, monkeypatch):
 
 def run_python(code: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    return subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, env=env,
+                          timeout=60)
 
 
 def test_helpers_sets_passive_wait_policy_before_torch():

@@ -50,3 +50,12 @@ def test_bad_arguments(kwargs, message):
         models.mlp(4, 2, **kwargs)
     with pytest.raises(ValueError, match=r"channels must be an integer in \[1, 1024\]"):
         models.cnn1d(channels=0)
+
+
+def test_cnn_with_full_resolution_first_layer_and_global_average_pooling():
+    net = models.cnn1d(10, channels=8, length=40, first_stride=1, pooling="average")
+    x = torch.randn(3, 40)
+    assert net(x).shape == (3, 10) and net.head.in_features == 8
+    assert models.cnn1d(10, channels=8, length=40).head.in_features == 8 * 5
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        models.cnn1d(pooling="max")

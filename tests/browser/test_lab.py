@@ -57,7 +57,8 @@ def lab_server(tmp_path):
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("JupyterLab did not start:\n" + (tmp_path / "lab.log").read_text()[-3000:])
+                    log_text = (tmp_path / "lab.log").read_text()[-3000:]
+                    raise RuntimeError("JupyterLab did not start:\n" + log_text) from None
                 time.sleep(0.5)
         yield url
     finally:
@@ -114,7 +115,8 @@ def test_start_here_runs_in_a_browser_and_its_explorer_answers_the_slider(lab_se
             for _ in range(8):
                 handle.press("ArrowRight")
             page.wait_for_function(
-                "before => { const t = document.querySelector('table.dl-numbers'); return t && t.innerText !== before; }",
+                "before => { const t = document.querySelector('table.dl-numbers');"
+                " return t && t.innerText !== before; }",
                 arg=before, timeout=60_000)
             after = explorer_numbers(page)
             page.screenshot(path=str(shots / "00_start_here-after.png"))

@@ -1,0 +1,63 @@
+"""Timing that survives a busy machine: medians of repeated blocks, interleaved rounds, fastest round.
+
+Every timing experiment in the curriculum goes through :func:`time_many` and says what it ran on with
+:func:`machine_note`: speed-ups of int8 kernels, sparse kernels and batching depend on the CPU's vector
+extensions, so a ratio measured here is a fact about this machine, not a constant.
+"""
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Mapping
+
+import torch
+
+from helpers.validation import check_float, check_int
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_note(device: torch.device | str = "cpu") -> str:
+    """One line naming what a timing ran on: device, CPU model and vector extensions, threads, torch."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        what = torch.cuda.get_device_name(device)
+    else:
+        capability = torch.backends.cpu.get_cpu_capability()
+        what = f"{cpu_name()}, vector extensions {capability}, {torch.get_num_threads()} torch thread(s)"
+    return f"timed on {device.type} ({what}), torch {torch.__version__}"
+
+
+def time_call(fn: Callable[[], object], min_run_time: float = 0.1) -> float:
+    """Median seconds per call of ``fn()`` after one warm-up call (``torch.utils.benchmark`` blocked autorange)."""
+    from torch.utils import benchmark
+
+    check_float("min_run_time", min_run_time, 0.0, 10.0, lo_open=True)
+    fn()  # warm-up: first calls pay for allocation and kernel selection
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
+    return float(timer.blocked_autorange(min_run_time=min_run_time).median)
+
+
+def time_many(fns: Mapping[str, Callable[[], object]], rounds: int = 3, min_run_time: float = 0.05) -> dict[str, float]:
+    """Seconds per call of several functions, timed in interleaved rounds (A, B, C, A, B, C, ...).
+
+    A change in machine load hits every function alike, and each result is its *fastest* round:
+    other processes can only add time, so the least disturbed round best estimates the work's own cost.
+    """
+    check_int("rounds", rounds, 1, 50)
+    if not fns:
+        raise ValueError("fns must name at least one function to time")
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            samples[name].append(time_call(fn, min_run_time))
+    return {name: min(values) for name, values in samples.items()}

@@ -1,0 +1,62 @@
+"""Tests of the small core modules: progress, timing, tables and exercise feedback."""
+import pytest
+import torch
+
+from helpers import exercises, progress, tables, timing
+
+
+def test_share_maps_a_part_of_a_job_onto_its_slice():
+    seen = []
+    second_of_four = progress.share(seen.append, 0.25, 0.5)
+    second_of_four(0.0)
+    second_of_four(0.5)
+    second_of_four(1.0)
+    assert seen == [0.25, 0.375, 0.5]
+    assert progress.share(None, 0.0, 1.0) is None
+    with pytest.raises(ValueError, match=r"stop must be a number in \[0.5, 1.0\]"):
+        progress.share(seen.append, 0.5, 0.2)
+
+
+def test_no_cell_bar_outside_a_kernel_or_when_silenced(monkeypatch):
+    monkeypatch.setenv("DL_PROGRESS", "1")
+    with progress.silenced():
+        assert not progress.enabled()
+    monkeypatch.setenv("DL_PROGRESS", "0")
+    assert progress.cell_bar() is None
+
+
+def test_time_many_returns_the_fastest_round_for_each_function():
+    times = timing.time_many({"small": lambda: torch.ones(10).sum(), "big": lambda: torch.ones(200_000).sum()},
+                             rounds=2, min_run_time=0.01)
+    assert set(times) == {"small", "big"} and 0 < times["small"] < times["big"]
+    assert "vector extensions" in timing.machine_note("cpu")
+    with pytest.raises(ValueError, match="fns must name at least one function"):
+        timing.time_many({})
+
+
+def test_markdown_table_formats_and_checks_columns():
+    text = tables.markdown_table([{"a": 0.123456, "b": "x"}, {"a": 2, "b": True}])
+    assert text.splitlines() == ["| a | b |", "|---|---|", "| 0.123 | x |", "| 2 | True |"]
+    with pytest.raises(ValueError, match="missing"):
+        tables.markdown_table([{"a": 1}, {"b": 2}])
+    with pytest.raises(ValueError, match="rows must hold at least one row"):
+        tables.markdown_table([])
+
+
+def test_exercise_feedback_never_raises(capsys):
+    def stub():
+        raise NotImplementedError
+
+    def buggy():
+        return 1 / 0
+
+    assert exercises.attempt(stub, what="f") is exercises.NOT_ATTEMPTED
+    assert exercises.attempt(None, what="f") is exercises.NOT_ATTEMPTED
+    assert exercises.attempt(buggy, what="f") is exercises.NOT_ATTEMPTED
+    assert exercises.attempt(lambda: None, what="f") is exercises.NOT_ATTEMPTED
+    assert exercises.attempt(lambda x: x + 1, 1, what="f") == 2
+    assert not exercises.wrong("off by one", "count from zero")
+    assert exercises.correct("well done")
+    out = capsys.readouterr().out
+    assert "Not attempted yet: fill in f" in out and "ZeroDivisionError" in out
+    assert "Hint: count from zero" in out and "Correct: well done" in out
