@@ -60,3 +60,13 @@ def test_exercise_feedback_never_raises(capsys):
     out = capsys.readouterr().out
     assert "Not attempted yet: fill in f" in out and "ZeroDivisionError" in out
     assert "Hint: count from zero" in out and "Correct: well done" in out
+
+
+def test_source_of_shows_whole_functions_and_refuses_builtins():
+    from helpers import source
+
+    assert source.source_of(tables.format_cell).startswith("def format_cell(")
+    with pytest.raises(ValueError, match="obj must be a class, function or method"):
+        source.source_of(len)
+    with pytest.raises(ValueError, match="needs at least one"):
+        source.show_source()
