@@ -7,7 +7,8 @@ from torch import nn
 from helpers.validation import check_float
 
 
-def _check_logits(logits: torch.Tensor, labels: torch.Tensor) -> None:
+def check_logits(logits: torch.Tensor, labels: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless ``logits`` is (n, classes) and ``labels`` is (n,)."""
     if logits.dim() != 2:
         raise ValueError(f"logits must have shape (n, classes), got {tuple(logits.shape)}")
     if labels.shape != (logits.shape[0],):
@@ -16,13 +17,13 @@ def _check_logits(logits: torch.Tensor, labels: torch.Tensor) -> None:
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Fraction of rows whose arg-max matches the label."""
-    _check_logits(logits, labels)
+    check_logits(logits, labels)
     return (logits.argmax(-1) == labels).float().mean().item()
 
 
 def nll(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Mean negative log-likelihood of the labels under softmax(logits) (= cross-entropy)."""
-    _check_logits(logits, labels)
+    check_logits(logits, labels)
     return nn.functional.cross_entropy(logits.float(), labels).item()
 
 
