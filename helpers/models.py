@@ -159,6 +159,19 @@ def cnn1d(n_classes: int = 10, channels: int = 32, length: int = 40, kernel_size
     return CNN1D(n_classes, channels, length, kernel_size, first_stride, pooling)
 
 
+def serialized_size(model: nn.Module) -> int:
+    """Bytes of ``torch.save(model.state_dict())``: what a checkpoint of the model weighs on disk.
+
+    Works for models without ordinary parameters too (``quantize_dynamic`` packs its weights into the
+    state dict), and ignores whether the model is in train or eval mode.
+    """
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getbuffer().nbytes
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

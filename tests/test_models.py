@@ -59,3 +59,11 @@ def test_cnn_with_full_resolution_first_layer_and_global_average_pooling():
     assert models.cnn1d(10, channels=8, length=40).head.in_features == 8 * 5
     with pytest.raises(ValueError, match="pooling must be one of"):
         models.cnn1d(pooling="max")
+
+
+def test_serialized_size_counts_float32_weights_and_quantized_models():
+    net = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.Dropout(0.1)).eval()
+    full = models.serialized_size(net)
+    assert 256 * 257 * 4 <= full < 256 * 257 * 4 + 4096
+    quantized = torch.ao.quantization.quantize_dynamic(net, {torch.nn.Linear}, dtype=torch.qint8)
+    assert full / models.serialized_size(quantized) > 3
