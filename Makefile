@@ -32,9 +32,10 @@ $(STAMP): requirements.txt pyproject.toml
 lab: $(STAMP)
 	$(BIN)/jupyter lab $(ROOT_FLAG) --notebook-dir=notebooks
 
+# Two pytest workers (one per core); each notebook's cells stay together on one worker.
 test: $(STAMP)
 	DL_SCALE=quick DL_PROGRESS=0 DL_CACHE=0 $(BIN)/python -m pytest tests notebooks \
-		--nbval-lax --nbval-current-env -q -ra --durations=15
+		--nbval-lax --nbval-current-env -q -ra --durations=15 -n 2 --dist loadfile
 
 # Full scale with progress bars on, as a learner runs the notebooks.
 test-full: $(STAMP)
