@@ -12,7 +12,7 @@ STRIP := -m nbstripout --keep-id --extra-keys "metadata.language_info cell.metad
 export OMP_WAIT_POLICY := PASSIVE
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: lab test test-full setup sync clean-notebooks claims mutation clean
+.PHONY: lab test test-full setup sync clean-notebooks claims mutation book evidence clean
 
 setup: $(STAMP)
 
@@ -57,6 +57,16 @@ claims: $(STAMP)
 mutation: $(STAMP)
 	$(BIN)/mutmut run --max-children 2
 	$(BIN)/mutmut results
+
+# The static site: every notebook executed at full scale into build/book, then Sphinx (needs npm once,
+# to fetch MathJax and the widget manager into build/vendor). Open build/book/html/index.html.
+book: $(STAMP)
+	$(BIN)/python tools/book.py
+
+# Every notebook at quick scale for seeds 0-4: each claim's range and pass count (the book shows them).
+evidence: $(STAMP)
+	$(BIN)/python tools/evidence.py notebooks/*.ipynb --seeds 0 1 2 3 4 --scales quick --jobs 2 \
+		--out build/evidence
 
 clean:
 	rm -rf build .pytest_cache mutants
