@@ -3,8 +3,9 @@
 For each notebook, "Run All Cells" must finish without a traceback. Then, for every explorer
 (``.dl-explorer``), each enabled control is changed at least once; a live explorer must redraw within a
 few seconds of each change, a Run-button explorer must mark its figure stale and redraw after Run. After
-every redraw the explorer must show a figure, no error banner and no "nan". Screenshots and the measured
-latencies land in ``build/browser/``.
+every redraw the explorer must show a figure, no error banner and no "nan". Finally the notebook is saved,
+as a learner would, and what it would commit (outputs stripped by the git filter) must equal the original,
+with its paired script still in sync. Screenshots and the measured latencies land in ``build/browser/``.
 
 Skipped, with the reason, where Debian's Chromium or the playwright package is missing; `.ci/run`
 installs Chromium so it runs in CI. The browser is never downloaded: playwright launches the system
@@ -66,8 +67,10 @@ def lab_server(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("lab")
     served = tmp_path / "notebooks"
     served.mkdir()
-    for path in NOTEBOOKS:
+    for path in NOTEBOOKS:  # the notebooks with their paired scripts, as a learner's clone has them
         shutil.copy(path, served / path.name)
+        shutil.copy(path.with_suffix(".py"), served / path.with_suffix(".py").name)
+    shutil.copy(ROOT / "jupytext.toml", tmp_path / "jupytext.toml")
     port = free_port()
     env = dict(os.environ, DL_SCALE="quick", DL_PROGRESS="1", JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
                JUPYTER_DATA_DIR=str(tmp_path / "data"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
@@ -93,7 +96,7 @@ def lab_server(tmp_path_factory):
                     log_text = (tmp_path / "lab.log").read_text()[-3000:]
                     raise RuntimeError("JupyterLab did not start:\n" + log_text) from None
                 time.sleep(0.5)
-        yield url
+        yield url, served
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -227,7 +230,32 @@ def drive(explorer, where: str, latencies: list[dict]) -> None:
         check_healthy(explorer, f"{where}, control {i}")
 
 
+def save(page) -> None:
+    """Save the notebook as a learner would, and wait until the tab is no longer marked as modified."""
+    page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
+    page.keyboard.press("Control+s")
+    page.wait_for_function("() => !document.querySelector('.jp-mod-current.jp-mod-dirty')", timeout=30_000)
+
+
+def check_saved_copy(saved: Path) -> None:
+    """What the learner's save would commit equals the original notebook; its paired script is in sync."""
+    import jupytext
+    import nbformat
+    from nbstripout import strip_output
+
+    notebook = nbformat.read(saved, as_version=4)
+    committed = strip_output(notebook, keep_output=False, keep_count=False, keep_id=True,
+                             extra_keys=["metadata.language_info", "cell.metadata.execution"])
+    original = nbformat.read(ROOT / "notebooks" / saved.name, as_version=4)
+    assert [(c.cell_type, c.source) for c in committed.cells] == [(c.cell_type, c.source) for c in original.cells]
+    assert all(c.get("outputs", []) == [] for c in committed.cells) and "widgets" not in committed.metadata
+    paired = jupytext.read(saved.with_suffix(".py"))
+    assert [(c.cell_type, c.source.strip()) for c in paired.cells] == [
+        (c.cell_type, c.source.strip()) for c in original.cells], f"{saved.name}: paired script out of sync"
+
+
 def test_every_notebook_runs_and_every_explorer_answers_its_controls(lab_server):
+    url, served = lab_server
     playwright = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
     SHOTS.mkdir(parents=True, exist_ok=True)
     latencies: list[dict] = []
@@ -240,7 +268,7 @@ def test_every_notebook_runs_and_every_explorer_answers_its_controls(lab_server)
                 while waiting and len(running) < PARALLEL_NOTEBOOKS:
                     name = waiting.pop(0)
                     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                    start_run_all(page, lab_server, name)
+                    start_run_all(page, url, name)
                     running[name] = (page, time.monotonic())
                 for name, (page, started) in list(running.items()):
                     if finished(page):
@@ -250,7 +278,9 @@ def test_every_notebook_runs_and_every_explorer_answers_its_controls(lab_server)
                         for k, explorer in enumerate(page.locator(".dl-explorer").all()):
                             drive(explorer, f"{name} explorer {k}", latencies)
                             explorer.screenshot(path=str(SHOTS / f"{Path(name).stem}-explorer-{k}.png"))
+                        save(page)
                         page.close()
+                        check_saved_copy(served / name)
                     elif time.monotonic() - started > NOTEBOOK_TIMEOUT_S:
                         page.screenshot(path=str(SHOTS / f"{Path(name).stem}-timeout.png"), full_page=True)
                         pytest.fail(f"{name} did not finish Run All within {NOTEBOOK_TIMEOUT_S} s")
