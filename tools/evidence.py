@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=1200, help="seconds allowed per cell")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "evidence")
     args = parser.parse_args(argv)
+    args.out = args.out.resolve()  # the kernels run in notebooks/, so a relative folder would land there
     jobs = [(nb.resolve(), scale, seed) for nb in args.notebooks for scale in args.scales for seed in args.seeds]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         runs = list(pool.map(lambda job: run_one(*job, args.out, args.timeout), jobs))
