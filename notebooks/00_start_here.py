@@ -114,9 +114,7 @@ runs = start.train_linear_and_mlp(width=WIDTH, epochs=EPOCHS, seed=cfg.seed)
 histories = {name: history for name, (model, history) in runs.items()}
 
 # %%
-from helpers import plotting
-
-fig = plotting.learning_curves(histories, title="MNIST-1D: linear classifier vs an MLP with two hidden layers")
+fig = start.curves_figure(histories, title="MNIST-1D: linear classifier vs an MLP with two hidden layers")
 
 # %% [markdown]
 # Read the curves from epoch 0, measured before any training. The linear model's training and validation

@@ -41,6 +41,14 @@ def overfitting_summary(history: train.History) -> dict[str, float]:
             "validation accuracy at end": history.val_acc[-1], "train accuracy at end": history.train_acc[-1]}
 
 
+def curves_figure(histories: dict[str, train.History], title: str):
+    """Learning curves (loss and accuracy, train dashed, validation solid) with the legends below the panels."""
+    fig = plotting.learning_curves(histories, title=title)
+    for ax in fig.axes:
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    return fig
+
+
 TINY_TRAIN, TINY_EPOCHS = 1000, 10
 
 
@@ -56,14 +64,13 @@ def tiny_run(width: int = 64, lr: float = 3e-3, seed: int = 0):
     torch.manual_seed(seed)
     model = models.mlp(splits.n_features, 10, width=width, depth=2).to(splits.x_train.device)
     history = train.fit(model, splits, epochs=TINY_EPOCHS, lr=lr, batch_size=100, seed=seed, progress=False)
-    fig = plotting.learning_curves({f"width {width}, lr {lr:.0e}": history},
-                                   title=f"MNIST-1D: a small MLP learning ({TINY_TRAIN} training signals)")
+    fig = curves_figure({f"width {width}, lr {lr:.0e}": history},
+                        title=f"MNIST-1D: a small MLP learning ({TINY_TRAIN} training signals)")
     loss_axis, accuracy_axis = fig.axes
     accuracy_axis.set_ylim(0, 1)
     accuracy_axis.axhline(CHANCE, color="black", ls=":", lw=1, label="chance (0.1)")
+    accuracy_axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     loss_axis.set_ylim(0, max(3.0, min(max(history.val_loss + history.train_loss), 10.0)))
-    for ax in fig.axes:
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     final = history.final()
     numbers = {"final train accuracy": round(final["train_acc"], 3),
                "final validation accuracy": round(final["val_acc"], 3),

@@ -254,7 +254,7 @@ def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
 
 def _integer_log_axis(ax, values: Sequence[int]) -> None:
     ax.set_xscale("log")
-    ax.set_xticks(list(values), [str(int(v)) for v in values])
+    ax.set_xticks(list(values), [str(int(v)) for v in values], rotation=45)
     ax.minorticks_off()
 
 

@@ -151,8 +151,8 @@ def per_layer_figure(values: dict[str, Sequence[float]], title: str, ylabel: str
     from matplotlib.ticker import MaxNLocator
 
     fig, ax = plotting.figure(title, "layer (1 = input side)", ylabel, figsize=(7.4, 3.8))
-    for name, v in values.items():
-        ax.plot(range(1, len(v) + 1), v, "o-", ms=4, label=name)
+    for k, (name, v) in enumerate(values.items()):     # markers and dashes keep overlapping lines apart
+        ax.plot(range(1, len(v) + 1), v, marker="osD^vx"[k % 6], ls="-" if k % 2 == 0 else "--", ms=4, label=name)
     if log:
         ax.set_yscale("log")
     if reference is not None:

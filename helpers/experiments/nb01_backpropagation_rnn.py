@@ -192,7 +192,7 @@ def train_sequence_model(kind: str, x: torch.Tensor, y: torch.Tensor, x_val: tor
 def gating_figure(runs: dict[str, dict], length: int, window: int = 20):
     """Training loss of each recurrent net against the step ({window}-step moving average), chance level drawn."""
     check_int("window", window, 1, 1000)
-    fig, ax = plotting.figure(f"Remember-first over {length} steps: tanh RNN against gated units",
+    fig, ax = plotting.figure(f"Remember-first over {length} steps: " + " against ".join(runs),
                               "training step", "training loss (nats, moving average)")
     kernel = np.ones(window) / window
     for name, run in runs.items():

@@ -57,3 +57,10 @@ def test_initial_loss_checker_never_raises(capsys):
     assert start.check_initial_loss("ln 10") is False
     assert start.check_initial_loss(math.log(10)) is True
     assert "Correct" in capsys.readouterr().out
+
+
+def test_curves_figure_puts_legends_below_the_panels():
+    runs = start.train_linear_and_mlp(width=8, epochs=1, n_train=100, seed=0)
+    fig = start.curves_figure({name: history for name, (_, history) in runs.items()}, title="curves")
+    for ax in fig.axes:
+        assert ax.get_legend()._loc == 9 and ax.get_legend().get_bbox_to_anchor() is not None

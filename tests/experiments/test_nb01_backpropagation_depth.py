@@ -126,7 +126,7 @@ def test_explorer_names_the_layers_whose_gradient_left_float32s_normal_range():
 
 def test_explorer_names_layers_whose_gradient_is_exactly_zero(monkeypatch):
     norms = np.array([0.0, 0.0, 1e-3, 1e-2, 1e-1])
-    monkeypatch.setattr(lab, "flow_pass", lambda *args, **kwargs: (np.ones(5), norms))
+    monkeypatch.setattr(lab, "flow_pass", lambda *_, **__: (np.ones(5), norms))
     fig, numbers = lab.gradient_flow_explorer(depth=5)
     assert numbers["note"] == "Gradients underflowed to exactly 0 in layers 1-2 (shaded on the plot)."
     assert numbers["smallest norm"] == 1e-3 and "first / last layer" not in numbers
@@ -134,7 +134,7 @@ def test_explorer_names_layers_whose_gradient_is_exactly_zero(monkeypatch):
 
 def test_explorer_names_layers_whose_gradient_overflowed(monkeypatch):
     norms = np.array([np.inf, np.nan, 1e30, 1e10, 1.0])
-    monkeypatch.setattr(lab, "flow_pass", lambda *args, **kwargs: (np.ones(5), norms))
+    monkeypatch.setattr(lab, "flow_pass", lambda *_, **__: (np.ones(5), norms))
     _, numbers = lab.gradient_flow_explorer(depth=5)
     assert numbers["note"].startswith("Gradients overflowed float32 (above 3.4e+38) in 2 of 5 layers (1-2)")
 

@@ -29,8 +29,14 @@ def test_mlp_parameter_sizes_are_validated():
         backprop.init_mlp_params(n_hidden=4097)
     with pytest.raises(ValueError, match=r"n_classes must be an integer in \[2, 1000\]"):
         backprop.init_mlp_params(n_classes=1)
+    with pytest.raises(ValueError, match=r"n_in must be an integer in \[1, 4096\]"):
+        backprop.init_mlp_params(n_in=4097)
+    with pytest.raises(ValueError, match=r"n_hidden must be an integer in \[1, 4096\]"):
+        backprop.init_mlp_params(n_hidden=0)
+    with pytest.raises(ValueError, match=r"n_classes must be an integer in \[2, 1000\]"):
+        backprop.init_mlp_params(n_classes=1001)
     assert backprop.init_mlp_params(1, 1, 2)["W1"].shape == (1, 1)
-    assert backprop.init_mlp_params(4096, 1, 1000)["W2"].shape == (1000, 1)
+    assert backprop.init_mlp_params(4096, 4096, 1000)["W2"].shape == (1000, 4096)
 
 
 def test_mlp_loss_is_the_mean_cross_entropy_of_the_tanh_network():
