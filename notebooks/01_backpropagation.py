@@ -438,11 +438,12 @@ fig = activations.dead_units_figure(dead_rows, DEAD_EPOCHS)
 dead = {row["case"]: row for row in dead_rows}
 
 # %% [markdown]
-# Read the bars layer by layer. **Layer 1 never dies** in any run: its inputs are standardised
-# signals of both signs, so no hyperplane is negative for all of them. **Layer 2** receives ReLU
-# outputs, which are never negative: a unit whose incoming weights and bias all turn negative is
-# silent for every input. That is what a too-large learning rate does — one huge Adam step flips
-# them — and it is a **training effect**: at initialisation no unit was dead. Biases at −3 are a
+# Read the bars layer by layer. **Layer 1 barely dies** (at most about 1%, with biases at −3): its
+# inputs are standardised signals of both signs, so almost no hyperplane is negative for all of them.
+# **Layer 2** receives ReLU outputs, which are never negative: a unit whose incoming weights and bias
+# all turn negative is silent for every input. That is what a too-large learning rate does — large
+# Adam steps drive those weights negative — and it is a **training effect**: at initialisation no unit
+# was dead. Biases at −3 are a
 # different cause: layer 2 is dead **before any training**, an initialisation bug. Both end at
 # chance. The moderate rate kills some units and the network still trains — better, in fact, than the
 # cautious rate within the same few epochs.
@@ -697,8 +698,8 @@ tables.show([{"format": name, **row} for name, row in formats.items()])
 # %% [markdown]
 # **Claims.** float16 loses more than 1% of the gradient entries to underflow (seeds 0–4, both
 # scales: 5.1–8.5%); loss scaling by $2^{10}$ cuts that share at least tenfold (measured 150–210-fold);
-# bfloat16 loses under 1% (0.14–0.34%, entries of units that the rounded forward pass switched off)
-# without any scaling, at the price of a larger rounding error (the table's last column).
+# bfloat16 loses under 1% (0.14–0.34%) without any scaling, at the price of a larger rounding error
+# (the table's last column).
 
 # %%
 claim("float16 backward: share of non-zero gradient entries that underflow to 0",

@@ -62,6 +62,8 @@ def test_sigmoid_is_stable_far_in_both_tails_and_exact_at_zero():
     out.backward()
     assert out.data == 0.5 and zero.grad == 0.25
     assert Value(-2.0).sigmoid().data == pytest.approx(1 / (1 + math.exp(2.0)), rel=1e-15)
+    assert Value(0.5).sigmoid().data == pytest.approx(1 / (1 + math.exp(-0.5)), rel=1e-15)
+    assert Value(-0.5).sigmoid().data == pytest.approx(1 / (1 + math.exp(0.5)), rel=1e-15)
     assert Value(2.0).sigmoid().data == pytest.approx(1 / (1 + math.exp(-2.0)), rel=1e-15)
 
 
@@ -174,13 +176,21 @@ def test_bad_inputs_are_refused_with_the_parameter_named():
         Value(0.0) ** 0
     with pytest.raises(ValueError, match=r"0 \*\* -1 has no finite derivative"):
         Value(0.0) ** -1
-    with pytest.raises(ValueError, match="division by a Value whose data is 0"):
+    with pytest.raises(ValueError, match="^division by a Value whose data is 0$"):
         Value(1.0) / 0
     with pytest.raises(ValueError, match=r"exp overflows float64 for data > 700, got 700.5"):
         Value(700.5).exp()
 
 
+def test_negation_is_multiplication_by_minus_one():
+    a = Value(2.0)
+    negated = -a
+    assert negated.op == "*" and negated.local_grads == (-1.0, 2.0) and negated.children[0] is a
+    assert negated.children[1].data == -1.0 and negated.children[1].children == ()     # a constant, not a power
+
+
 def test_edge_cases_that_are_allowed():
+    assert (Value(0.25) ** 0.5).data == 0.5           # fractional powers of bases below 1
     assert (Value(-2.0) ** 2).data == 4.0            # integer powers of negative bases
     zero = Value(0.0)
     (zero ** 1).backward()

@@ -107,6 +107,10 @@ def test_toy_loss_is_the_mse_of_a_tanh_layer_and_matches_its_dtype():
     assert loss(w).item() == pytest.approx(expected.item(), rel=1e-14)
     assert loss(w.float()).dtype == torch.float32
     assert loss(torch.cat([w, torch.ones(3, dtype=torch.float64)])).item() == pytest.approx(expected.item(), rel=1e-14)
+    default_loss, default_n = backprop.toy_loss()
+    same_loss, _ = backprop.toy_loss(n_params=40, seed=0)
+    w40 = torch.linspace(-1, 1, 40, dtype=torch.float64)
+    assert default_n == 40 and default_loss(w40).item() == same_loss(w40).item()
     assert backprop.toy_loss(n_params=4)[1] == 4 and backprop.toy_loss(n_params=100_000)[1] == 100_000
     with pytest.raises(ValueError, match=r"n_params must be an integer in \[4, 100000\]"):
         backprop.toy_loss(n_params=3)
