@@ -22,6 +22,12 @@ def test_mlp_parameters_have_the_right_shapes_scale_and_flags():
     assert backprop.init_mlp_params(2, 3, 2, dtype=torch.float32)["W1"].dtype == torch.float32
 
 
+def test_mlp_parameter_defaults():
+    params = backprop.init_mlp_params()
+    assert [tuple(params[k].shape) for k in ("W1", "b1", "W2", "b2")] == [(16, 8), (16,), (4, 16), (4,)]
+    assert torch.equal(params["W1"], backprop.init_mlp_params(8, 16, 4, seed=0)["W1"])
+
+
 def test_mlp_parameter_sizes_are_validated():
     with pytest.raises(ValueError, match=r"n_in must be an integer in \[1, 4096\]"):
         backprop.init_mlp_params(n_in=0)
