@@ -53,9 +53,10 @@ clean-notebooks: $(STAMP)
 claims: $(STAMP)
 	$(BIN)/python -m helpers.claims
 
-# Mutation testing of the from-scratch science (not part of `make test`: it takes minutes).
+# Mutation testing of the from-scratch science (not part of `make test`: it takes minutes). One OpenMP
+# thread: mutmut forks after torch has started its thread pool, and a forked pool deadlocks.
 mutation: $(STAMP)
-	$(BIN)/mutmut run --max-children 2
+	OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children 2
 	$(BIN)/mutmut results
 
 # The static site: every notebook executed at full scale into build/book, then Sphinx (needs npm once,
