@@ -2,7 +2,9 @@
 
 The science (calibration error, temperature scaling, histogram binning, focal loss) is in
 ``helpers.scratch.calibration``; the figures and explorers are in ``nb06_calibration_figures``.
-Everything after training works on logits, so a notebook trains each model once and reuses it.
+Everything after training works on logits, so a notebook trains each model once and reuses it. Those
+logits and their labels are brought to the CPU: they are small, and measuring in float64 there works
+whatever device trained the model (Apple's MPS has no float64).
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ class CalibrationTracker(train.Callback):
         self.record: dict[str, list[float]] = {}
 
     def measure(self, model: nn.Module) -> None:
-        report = summary(train.predict_logits(model, self.x).softmax(-1), self.y, self.n_bins)
+        report = summary(train.predict_logits(model, self.x).cpu().softmax(-1), self.y.cpu(), self.n_bins)
         for key in ("ece", "nll", "confidence"):
             self.record[key].append(report[key])
         self.record["error"].append(1 - report["accuracy"])
@@ -94,11 +96,13 @@ def summary(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> dict
 
 @dataclass(frozen=True)
 class Calibrated:
-    """A trained model's validation and test logits, the temperature fitted on validation, and the test
-    summaries before and after dividing by it."""
+    """A trained model's validation and test logits and labels (on the CPU), the temperature fitted on
+    validation, and the test summaries before and after dividing by it."""
 
     val_logits: torch.Tensor
+    val_labels: torch.Tensor
     test_logits: torch.Tensor
+    test_labels: torch.Tensor
     temperature: float
     before: dict[str, float]
     after: dict[str, float]
@@ -106,10 +110,12 @@ class Calibrated:
 
 def calibrate(model: nn.Module, data: datasets.Splits, n_bins: int = 15) -> Calibrated:
     """Fit a temperature on the validation logits and summarise the test set with and without it."""
-    val_logits, test_logits = train.predict_logits(model, data.x_val), train.predict_logits(model, data.x_test)
-    temperature = scratch.fit_temperature(val_logits, data.y_val)
-    return Calibrated(val_logits, test_logits, temperature, summary(test_logits.softmax(-1), data.y_test, n_bins),
-                      summary((test_logits / temperature).softmax(-1), data.y_test, n_bins))
+    val_logits, test_logits = (train.predict_logits(model, x).cpu() for x in (data.x_val, data.x_test))
+    val_labels, test_labels = data.y_val.cpu(), data.y_test.cpu()
+    temperature = scratch.fit_temperature(val_logits, val_labels)
+    return Calibrated(val_logits, val_labels, test_logits, test_labels, temperature,
+                      summary(test_logits.softmax(-1), test_labels, n_bins),
+                      summary((test_logits / temperature).softmax(-1), test_labels, n_bins))
 
 
 def calibration_sweep(data: datasets.Splits, settings: Mapping[str, dict], seed: int = 0,
@@ -150,18 +156,19 @@ def one_vs_rest_binning(val_probs: torch.Tensor, val_labels: torch.Tensor, probs
     return stacked / stacked.sum(-1, keepdim=True)
 
 
-def recalibration_table(run: Calibrated, data: datasets.Splits, binning_bins: int = 10, threshold: float = 0.8,
+def recalibration_table(run: Calibrated, binning_bins: int = 10, threshold: float = 0.8,
                         n_bins: int = 15) -> list[dict]:
     """Temperature scaling against histogram binning, all fitted on the same validation split, on test."""
     val_probs, test_probs = run.val_logits.softmax(-1).double(), run.test_logits.softmax(-1).double()
-    val_confidence, val_correct = scratch.top_label(val_probs, data.y_val)
-    confidence, correct = scratch.top_label(test_probs, data.y_test)
+    val_confidence, val_correct = scratch.top_label(val_probs, run.val_labels)
+    confidence, correct = scratch.top_label(test_probs, run.test_labels)
     prediction = test_probs.argmax(-1)
-    binned = one_vs_rest_binning(val_probs, data.y_val, test_probs, binning_bins)
-    binned_confidence, binned_correct = scratch.top_label(binned, data.y_test)
+    binned = one_vs_rest_binning(val_probs, run.val_labels, test_probs, binning_bins)
+    binned_confidence, binned_correct = scratch.top_label(binned, run.test_labels)
     methods = {
         "as trained": (confidence, correct, 0),
-        "temperature scaling": (*scratch.top_label((run.test_logits / run.temperature).softmax(-1), data.y_test), 0),
+        "temperature scaling":
+            (*scratch.top_label((run.test_logits / run.temperature).softmax(-1), run.test_labels), 0),
         "top-label histogram binning":
             (scratch.fit_histogram_binning(val_confidence, val_correct, binning_bins)(confidence), correct, 0),
         "one-vs-rest histogram binning":
@@ -228,44 +235,45 @@ def add_noise(x: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
 
 def shifted_logits(model: nn.Module, data: datasets.Splits, sigmas: Sequence[float],
                    seed: int = 0) -> dict[float, tuple[torch.Tensor, torch.Tensor]]:
-    """Validation and test logits of ``model`` on inputs corrupted at each noise level (same noise draws per level)."""
+    """Validation and test logits (on the CPU) of ``model`` on inputs corrupted at each noise level."""
     if not 1 <= len(sigmas) <= 20:
         raise ValueError(f"sigmas must hold 1 to 20 noise levels, got {len(sigmas)}")
-    return {float(sigma): (train.predict_logits(model, add_noise(data.x_val, sigma, seed)),
-                           train.predict_logits(model, add_noise(data.x_test, sigma, seed + 1))) for sigma in sigmas}
+    return {float(sigma): (train.predict_logits(model, add_noise(data.x_val, sigma, seed)).cpu(),
+                           train.predict_logits(model, add_noise(data.x_test, sigma, seed + 1)).cpu())
+            for sigma in sigmas}
 
 
-def shift_study(run: Calibrated, data: datasets.Splits, shifted: Mapping[float, tuple[torch.Tensor, torch.Tensor]],
+def shift_study(run: Calibrated, shifted: Mapping[float, tuple[torch.Tensor, torch.Tensor]],
                 n_bins: int = 15) -> list[dict]:
     """Per noise level: test accuracy and ECE as trained, with the clean-validation temperature, and with a
     temperature refitted on validation data shifted the same way."""
     rows = []
     for sigma, (val_logits, test_logits) in shifted.items():
-        refitted = scratch.fit_temperature(val_logits, data.y_val)
-        ece = {name: scratch.expected_calibration_error((test_logits / t).softmax(-1), data.y_test, n_bins)
+        refitted = scratch.fit_temperature(val_logits, run.val_labels)
+        ece = {name: scratch.expected_calibration_error((test_logits / t).softmax(-1), run.test_labels, n_bins)
                for name, t in (("as trained", 1.0), ("clean T", run.temperature), ("refitted T", refitted))}
-        rows.append({"noise": sigma, "accuracy": metrics.accuracy(test_logits, data.y_test),
+        rows.append({"noise": sigma, "accuracy": metrics.accuracy(test_logits, run.test_labels),
                      "ECE as trained": ece["as trained"], "ECE, T from clean validation": ece["clean T"],
                      "ECE, T refitted on shifted validation": ece["refitted T"], "refitted T": refitted})
     return rows
 
 
-def segment_study(run: Calibrated, data: datasets.Splits, noisy: tuple[torch.Tensor, torch.Tensor],
-                  n_bins: int = 15) -> dict:
+def segment_study(run: Calibrated, noisy: tuple[torch.Tensor, torch.Tensor], n_bins: int = 15) -> dict:
     """Two segments of traffic, clean and noisy inputs: one temperature fitted on their pooled validation
     data, against one temperature per segment.  Gaps are mean confidence minus accuracy (+ over-confident)."""
     segments = {"clean": (run.val_logits, run.test_logits), "noisy": noisy}
-    pooled = scratch.fit_temperature(torch.cat([segments["clean"][0], noisy[0]]), torch.cat([data.y_val, data.y_val]))
+    pooled = scratch.fit_temperature(torch.cat([run.val_logits, noisy[0]]), torch.cat([run.val_labels] * 2))
     rows = []
     for name, (val_logits, test_logits) in segments.items():
-        own = scratch.fit_temperature(val_logits, data.y_val)
+        own = scratch.fit_temperature(val_logits, run.val_labels)
         for label, temperature in (("one T for both", pooled), ("T per segment", own)):
-            confidence, correct = scratch.top_label((test_logits / temperature).softmax(-1), data.y_test)
+            confidence, correct = scratch.top_label((test_logits / temperature).softmax(-1), run.test_labels)
             rows.append({"segment": name, "temperature": label, "T": temperature,
                          "ECE": scratch.calibration_error(confidence, correct, n_bins),
                          "confidence - accuracy": float(confidence.mean() - correct.mean())})
-    both = (torch.cat([run.test_logits, noisy[1]]) / pooled).softmax(-1)
-    return {"rows": rows, "pooled ECE": scratch.expected_calibration_error(both, torch.cat([data.y_test] * 2), n_bins)}
+    both = (torch.cat([run.test_logits, noisy[1]]) / pooled).softmax(-1)                        # both segments
+    return {"rows": rows,
+            "pooled ECE": scratch.expected_calibration_error(both, torch.cat([run.test_labels] * 2), n_bins)}
 
 
 # ----------------------------------------------------------------------------- decisions

@@ -81,7 +81,7 @@ def test_top_group_and_top_label_log_loss_hand_computed():
 
 def test_recalibration_table_keeps_predictions_where_it_says_so(tiny_run):
     data, _, _, run = tiny_run
-    rows = {row["method"]: row for row in lab.recalibration_table(run, data, binning_bins=5)}
+    rows = {row["method"]: row for row in lab.recalibration_table(run, binning_bins=5)}
     assert set(rows) == {"as trained", "temperature scaling", "top-label histogram binning",
                          "one-vs-rest histogram binning"}
     for name in ("as trained", "temperature scaling", "top-label histogram binning"):
@@ -123,10 +123,10 @@ def test_shift_and_segment_studies(tiny_run):
     data, model, _, run = tiny_run
     shifted = lab.shifted_logits(model, data, [0.0, 1.0])
     assert torch.equal(shifted[0.0][0], run.val_logits)
-    rows = lab.shift_study(run, data, shifted)
+    rows = lab.shift_study(run, shifted)
     assert [row["noise"] for row in rows] == [0.0, 1.0]
     assert rows[0]["ECE, T from clean validation"] == pytest.approx(run.after["ece"])
-    segments = lab.segment_study(run, data, shifted[1.0])
+    segments = lab.segment_study(run, shifted[1.0])
     assert len(segments["rows"]) == 4 and 0 <= segments["pooled ECE"] <= 1
     own = [row for row in segments["rows"] if row["segment"] == "clean" and row["temperature"] == "T per segment"]
     assert own[0]["T"] == pytest.approx(run.temperature)
@@ -206,7 +206,7 @@ def test_check_fitted_on_test_never_raises(capsys):
 def test_figures_are_titled_labelled_and_validate(tiny_run):
     data, model, _, run = tiny_run
     pair = scratch.top_label(run.test_logits.softmax(-1), data.y_test)
-    shifted = lab.shift_study(run, data, lab.shifted_logits(model, data, [0.0, 0.5]))
+    shifted = lab.shift_study(run, lab.shifted_logits(model, data, [0.0, 0.5]))
     curves = {"model": lab.coverage_accuracy(run.test_logits.softmax(-1), data.y_test, [0.2, 0.5, 0.8])}
     made = [figures.reliability_diagrams({"a": pair, "b": pair}, "Two"), figures.confidence_histogram(*pair, "Hist"),
             figures.epoch_curves(tiny_run[2].extra["calibration"]), figures.shift_plot(shifted),
@@ -270,7 +270,7 @@ def test_explorers_draw_at_native_size_and_the_temperature_slider_returns_to_one
     assert min(abs(low + k * 0.02) for k in range(round((high - low) / 0.02) + 1)) < 1e-9
     explorer = widgets.explore(lambda temperature: figures.explore_temperature(logits, labels, temperature),
                                temperature=slider)
-    png, width = widgets.figure_png(figures.explore_temperature(logits, labels)[0])
+    _, width = widgets.figure_png(figures.explore_temperature(logits, labels)[0])
     assert explorer.image.width == str(width) and width <= 700
     explorer.controls["temperature"].value = 2.0
     explorer.controls["temperature"].value = 1.0
