@@ -68,7 +68,7 @@ def reliability_diagrams(panels: Mapping[str, Pair], title: str, n_bins: int = 1
     axes = axes if isinstance(axes, list) else [axes]
     for ax, (name, (confidence, outcome)) in zip(axes, panels.items()):
         draw_reliability(ax, confidence, outcome, name, n_bins, scheme)
-    _legend_below(fig, axes[0], columns=4)
+    _legend_below(fig, axes[0], columns=4 if len(panels) > 1 else 2)
     return fig
 
 
