@@ -134,7 +134,7 @@ run = lab.calibrate(model, data, N_BINS)
 before, after = run.before, run.after
 raw_pair = scratch.top_label(run.test_logits.softmax(-1), run.test_labels)
 print(data)
-tables.show([{"split": "test", **before}])
+tables.show([{"split": "test", **lab.readable(before)}])
 
 # %% [markdown]
 # Chance is 10%, so the network has learned a lot; but compare its accuracy with its mean confidence.
@@ -389,7 +389,7 @@ digit_models = {"plain": lab.train_classifier(digits, seed=cfg.seed, **DIGITS)[0
 digit_runs = {name: lab.calibrate(m, digits, N_BINS) for name, m in digit_models.items()}
 figures.reliability_diagrams({name: scratch.top_label(r.test_logits.softmax(-1), r.test_labels)
                               for name, r in digit_runs.items()}, "Digits: plain vs label smoothing (test set)", N_BINS)
-tables.show([{"model": name, **r.before, "T": r.temperature, "ECE after T": r.after["ece"]}
+tables.show([{"model": name, **lab.readable(r.before), "T": r.temperature, "ECE after T": r.after["ece"]}
              for name, r in digit_runs.items()])
 
 # %% [markdown]
@@ -637,9 +637,9 @@ tables.show([debias])
 # %%
 scaled_interval = intervals["after scaling"]
 claim("On 200 examples the bootstrap replicates of the scaled model's ECE average above the estimate",
-      scaled_interval["replicate mean"] - scaled_interval["ece"], ">", 0.0)
+      scaled_interval["replicate mean"] - scaled_interval["ECE"], ">", 0.0)
 claim("On 200 test examples the 90% bootstrap interval of ECE is wider than 0.04",
-      scaled_interval["high"] - scaled_interval["low"], ">", 0.04)
+      scaled_interval["interval high"] - scaled_interval["interval low"], ">", 0.04)
 claim("With known truth, the plain ECE estimate on 200 examples overstates it on average",
       debias["mean error, plain"], ">", 0.01)
 claim("...and the bias-corrected estimate is closer to the truth", debias["mean absolute error, bias-corrected"]
@@ -660,7 +660,8 @@ models_by_name = {"over-confident": raw_pair, "temperature-scaled": scaled_pair}
 over_binnings = {name: [scratch.calibration_error(*pair, m, scheme) for m in figures.EXPLORER_BINS
                         for scheme in scratch.SCHEMES] for name, pair in models_by_name.items()}
 lower_bound = {name: abs(float(pair[0].mean() - pair[1].mean())) for name, pair in models_by_name.items()}
-tables.show([{"model": name, "|mean confidence - accuracy|": lower_bound[name], "lowest ECE": min(values),
+tables.show([{"model": name, "lower bound: gap between mean confidence and accuracy": lower_bound[name],
+              "lowest ECE": min(values),
               "highest ECE": max(values)} for name, values in over_binnings.items()])
 
 # %% [markdown]
@@ -760,14 +761,14 @@ the argmax. A training-time fix must beat that control: L2 did (test NLL {l2.bef
 # %%
 display(Markdown(f"""
 **Limits.** One T fixes the average, not the shape: after scaling, the cases above {THRESHOLD} were right
-{top_gap['temperature scaling']:+.2f} more often than stated, which histogram binning repairs at some cost
-in sharpness. Under strong input noise the clean T left ECE at {worst['ECE, T from clean validation']:.3f}
-instead of {after['ece']:.3f}: refit after shifts, and per segment.
+{100 * top_gap['temperature scaling']:.0f} points more often than they stated; histogram binning repairs
+that at some cost in sharpness. Under strong input noise the clean T left ECE at
+{worst['ECE, T from clean validation']:.3f} instead of {after['ece']:.3f}: refit after shifts, and per segment.
 
 **Why it matters.** Thresholds drive actions: acting at confidence ≥ {THRESHOLD} was right
 {at_t['before']['accuracy'][0]:.0%} of the time before scaling and {at_t['after']['accuracy'][0]:.0%}
 after. And ECE is a noisy estimate: on 200 examples its bootstrap interval spanned
-{scaled_interval['high'] - scaled_interval['low']:.3f}, so small differences need more data.
+{scaled_interval['interval high'] - scaled_interval['interval low']:.3f}, so small differences need more data.
 """))
 
 # %% [markdown]

@@ -85,6 +85,15 @@ def unit_digits(seed: int = 0, device: torch.device | str | None = None) -> data
 
 
 # ----------------------------------------------------------------------------- measuring
+READABLE = {"accuracy": "accuracy", "confidence": "mean confidence", "ece": "ECE", "nll": "NLL (nats)",
+            "brier": "Brier"}
+
+
+def readable(report: Mapping[str, float]) -> dict[str, float]:
+    """A :func:`summary` with column names in words, for a table."""
+    return {READABLE[key]: value for key, value in report.items()}
+
+
 def summary(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> dict[str, float]:
     """Accuracy, mean confidence, top-label ECE, NLL (nats) and multi-class Brier score of ``probs``."""
     confidence, correct = scratch.top_label(probs, labels)
@@ -336,8 +345,9 @@ def bootstrap_ece(confidence: torch.Tensor, correct: torch.Tensor, n_boot: int =
     values = (replicates.abs().sum(1) / n).numpy()                           # (B,)
     estimate = scratch.calibration_error(confidence, correct, n_bins)
     alpha = (1 - level) / 2
-    return {"ece": estimate, "low": float(np.quantile(values, alpha)), "high": float(np.quantile(values, 1 - alpha)),
-            "replicate mean": float(values.mean()), "bias-corrected": 2 * estimate - float(values.mean())}
+    return {"ECE": estimate, "interval low": float(np.quantile(values, alpha)),
+            "interval high": float(np.quantile(values, 1 - alpha)), "replicate mean": float(values.mean()),
+            "bias-corrected": 2 * estimate - float(values.mean())}
 
 
 def debiasing_study(n: int = 200, repeats: int = 40, n_boot: int = 200, sharpen: float = 1.2, n_bins: int = 15,
@@ -351,9 +361,9 @@ def debiasing_study(n: int = 200, repeats: int = 40, n_boot: int = 200, sharpen:
     for r in progress.steps(repeats, report):
         confidence, correct = scratch.top_label(*synthetic_forecasts(n, sharpen=sharpen, seed=seed + 1 + r))
         estimate = bootstrap_ece(confidence, correct, n_boot, n_bins, seed=seed + r)
-        plain.append(estimate["ece"] - truth)
+        plain.append(estimate["ECE"] - truth)
         corrected.append(estimate["bias-corrected"] - truth)
-        covered.append(estimate["low"] <= truth <= estimate["high"])
+        covered.append(estimate["interval low"] <= truth <= estimate["interval high"])
     return {"true ECE": truth, "mean error, plain": float(np.mean(plain)),
             "mean error, bias-corrected": float(np.mean(corrected)),
             "mean absolute error, plain": float(np.mean(np.abs(plain))),

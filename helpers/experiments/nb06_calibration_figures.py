@@ -49,13 +49,16 @@ def draw_reliability(ax, confidence: torch.Tensor, outcome: torch.Tensor, title:
     for first, m in enumerate(np.flatnonzero(count > 0)):
         ax.bar(low[m], frequency[m], high[m] - low[m], align="edge", color=PALETTE[0], alpha=shade[m],
                edgecolor="white", label=None if first else "accuracy in bin (darker = more examples)")
-        ax.text((low[m] + high[m]) / 2, max(frequency[m], mean_confidence[m]) + 0.015, f"{int(count[m])}",
-                ha="center", fontsize=6, color="#333333")
+        if scheme == "equal-width":                                         # equal-mass bins all hold n / M
+            ax.text((low[m] + high[m]) / 2, max(frequency[m], mean_confidence[m]) + 0.015, f"{int(count[m])}",
+                    ha="center", fontsize=6, color="#333333")
     full = count > 0
     ax.vlines(mean_confidence[full], np.minimum(frequency, mean_confidence)[full],
               np.maximum(frequency, mean_confidence)[full], color=PALETTE[1], lw=2, label="gap to the diagonal")
     ax.plot(mean_confidence[full], frequency[full], "o", color="black", ms=3, label="bin (mean confidence, accuracy)")
-    ax.set(xlim=(0, 1), ylim=(0, 1.06), title=f"{title}\nECE = {ece:.3f} · numbers: examples per bin")
+    per_bin = f"about {len(outcome) // n_bins} examples per bin"
+    counts = per_bin if scheme == "equal-mass" else "numbers: examples per bin"
+    ax.set(xlim=(0, 1), ylim=(0, 1.06), title=f"{title}\nECE = {ece:.3f} · {counts}")
     return ece
 
 
@@ -220,7 +223,7 @@ def explore_bins(confidence: torch.Tensor, correct: torch.Tensor, n_bins: int = 
     curves = {s: [scratch.calibration_error(confidence, correct, m, s) for m in EXPLORER_BINS] for s in scratch.SCHEMES}
     bound = abs(float(confidence.double().mean() - correct.mean()))
     fig, (left, right) = figure(f"ECE estimate with {n_bins} {scheme} bins", CONFIDENCE, ACCURACY, ncols=2,
-                                figsize=(10, 4.4))
+                                figsize=(8.4, 4.4))
     ece = draw_reliability(left, confidence, correct, f"{n_bins} {scheme} bins", n_bins, scheme)
     for color, s in zip(PALETTE, scratch.SCHEMES):
         right.plot(list(EXPLORER_BINS), curves[s], "o-", ms=3, color=color, label=f"{s} bins")

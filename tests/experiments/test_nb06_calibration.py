@@ -59,6 +59,7 @@ def test_summary_matches_direct_formulas():
     assert report["brier"] == pytest.approx(float(((probs - onehot) ** 2).sum(1).mean()))
     assert report["accuracy"] == pytest.approx(float((probs.argmax(-1) == labels).double().mean()))
     assert report["ece"] == pytest.approx(scratch.expected_calibration_error(probs, labels))
+    assert list(lab.readable(report)) == ["accuracy", "mean confidence", "ECE", "NLL (nats)", "Brier"]
 
 
 def test_brier_parts_add_up_over_classes():
@@ -162,9 +163,9 @@ def test_bootstrap_replicates_match_direct_computation():
     draws = torch.randint(0, 50, (20, 50), generator=torch.Generator().manual_seed(0))
     direct = np.array([scratch.calibration_error(confidence[d], correct[d]) for d in draws])
     assert out["replicate mean"] == pytest.approx(direct.mean())
-    assert out["low"] == pytest.approx(np.quantile(direct, 0.05))
-    assert out["high"] == pytest.approx(np.quantile(direct, 0.95))
-    assert out["bias-corrected"] == pytest.approx(2 * out["ece"] - direct.mean())
+    assert out["interval low"] == pytest.approx(np.quantile(direct, 0.05))
+    assert out["interval high"] == pytest.approx(np.quantile(direct, 0.95))
+    assert out["bias-corrected"] == pytest.approx(2 * out["ECE"] - direct.mean())
     assert out == lab.bootstrap_ece(confidence, correct, n_boot=20, seed=0)
     with pytest.raises(ValueError, match="n_boot"):
         lab.bootstrap_ece(confidence, correct, n_boot=10**6)
