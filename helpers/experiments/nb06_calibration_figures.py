@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
+from matplotlib.colors import to_rgba
 
 from helpers import metrics
 from helpers.plotting import PALETTE, figure
@@ -44,15 +45,15 @@ def draw_reliability(ax, confidence: torch.Tensor, outcome: torch.Tensor, title:
     count, mean_confidence, frequency = (t.cpu().numpy() for t in (bins.count, bins.confidence, bins.frequency))
     ece = scratch.calibration_error(confidence, outcome, n_bins, scheme)
     low, high = _bin_edges(confidence, n_bins, scheme)
-    shade = 0.15 + 0.85 * count / count.max()
+    full = count > 0
+    shade = [to_rgba(PALETTE[0], 0.15 + 0.85 * c / count.max()) for c in count[full]]   # darker = more examples
     ax.plot([0, 1], [0, 1], ls="--", color="gray", lw=1, label="perfect calibration")
-    for first, m in enumerate(np.flatnonzero(count > 0)):
-        ax.bar(low[m], frequency[m], high[m] - low[m], align="edge", color=PALETTE[0], alpha=shade[m],
-               edgecolor="white", label=None if first else "accuracy in bin (darker = more examples)")
-        if scheme == "equal-width":                                         # equal-mass bins all hold n / M
+    ax.bar(low[full], frequency[full], (high - low)[full], align="edge", color=shade, edgecolor="white",
+           label="accuracy in bin (darker = more examples)")
+    if scheme == "equal-width":                                             # equal-mass bins all hold n / M
+        for m in np.flatnonzero(full):
             ax.text((low[m] + high[m]) / 2, max(frequency[m], mean_confidence[m]) + 0.015, f"{int(count[m])}",
                     ha="center", fontsize=6, color="#333333")
-    full = count > 0
     ax.vlines(mean_confidence[full], np.minimum(frequency, mean_confidence)[full],
               np.maximum(frequency, mean_confidence)[full], color=PALETTE[1], lw=2, label="gap to the diagonal")
     ax.plot(mean_confidence[full], frequency[full], "o", color="black", ms=3, label="bin (mean confidence, accuracy)")

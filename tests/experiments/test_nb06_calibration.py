@@ -228,8 +228,8 @@ def test_reliability_bars_are_shaded_and_labelled_by_count():
     correct = torch.tensor([0.0] + [1.0] * 9, dtype=torch.float64)
     fig = figures.reliability_diagrams({"x": (confidence, correct)}, "Counts", n_bins=5)
     ax = fig.axes[0]
-    alphas = sorted(patch.get_alpha() for patch in ax.patches)
-    assert alphas[0] < 0.3 and alphas[-1] == pytest.approx(1.0)
+    alphas = sorted(patch.get_facecolor()[3] for patch in ax.patches)
+    assert len(alphas) == 2 and alphas[0] < 0.3 and alphas[-1] == pytest.approx(1.0)
     assert sorted(text.get_text() for text in ax.texts) == ["1", "9"]
 
 

@@ -145,6 +145,19 @@ def test_brier_decomposition_hand_computed_and_exact_for_one_value_per_bin():
     assert parts["brier"] == pytest.approx(parts["reliability"] - parts["resolution"] + parts["uncertainty"])
 
 
+def test_brier_decomposition_bins_as_asked_fifteen_by_default():
+    confidence, outcome = random_forecasts(300, seed=15)
+    base_rate = float(outcome.mean())
+    for n_bins, parts in ((15, scratch.brier_decomposition(confidence, outcome)),
+                          (4, scratch.brier_decomposition(confidence, outcome, 4))):
+        groups: dict[int, list[tuple[float, float]]] = {}
+        for c, o in zip(confidence.tolist(), outcome.tolist()):
+            groups.setdefault(reference_bin(c, n_bins), []).append((c, o))
+        means = [(len(g) / 300, sum(c for c, _ in g) / len(g), sum(o for _, o in g) / len(g)) for g in groups.values()]
+        assert parts["reliability"] == pytest.approx(sum(w * (c - o) ** 2 for w, c, o in means))
+        assert parts["resolution"] == pytest.approx(sum(w * (o - base_rate) ** 2 for w, _, o in means))
+
+
 def test_a_constant_forecast_has_no_resolution():
     outcome = torch.tensor([0.0, 1.0, 0.0, 0.0], dtype=torch.float64)
     parts = scratch.brier_decomposition(torch.full((4,), 0.25, dtype=torch.float64), outcome)
