@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from helpers import data as datasets
 from helpers import models, plotting, train
-from helpers.calibration import expected_calibration_error
+from helpers.scratch.calibration import expected_calibration_error
 from helpers.validation import check_choice, check_float, check_int
 
 Transform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]

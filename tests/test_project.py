@@ -27,10 +27,6 @@ NOT_YET_MIGRATED = {
     "helpers/regularization.py",
     "notebooks/03_regularization.py",
     "tests/test_regularization.py",
-    # 06_calibration
-    "helpers/calibration.py",
-    "notebooks/06_calibration.py",
-    "tests/test_calibration.py",
     # 07_inference_efficiency
     "helpers/efficiency.py",
     "helpers/decoding.py",
