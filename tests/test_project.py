@@ -28,10 +28,6 @@ NOT_YET_MIGRATED = {
     "notebooks/01_backpropagation.py",
     "tests/test_autodiff.py",
     "tests/test_gradients.py",
-    # 02_optimizers
-    "helpers/optim.py",
-    "notebooks/02_optimizers.py",
-    "tests/test_optim.py",
     # 03_regularization
     "helpers/regularization.py",
     "notebooks/03_regularization.py",
