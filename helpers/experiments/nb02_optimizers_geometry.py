@@ -139,7 +139,7 @@ def convergence_table(kappas: Sequence[float] = (10, 100, 1000), tol: float = 1e
 def plot_error_curves(kappa: float, steps: int):
     """Relative error against iteration for both methods, with the rate each theory predicts."""
     fig, ax = figure(f"Optimal gradient descent vs optimal momentum, κ = {kappa:g}", "iteration",
-                     "relative error ||w - w*|| / ||w0 - w*|| (log)")
+                     "relative error ||w - w*|| / ||w0 - w*|| (log)", figsize=(9.5, 3.8))
     best = optimal_settings(kappa)
     for colour, method in zip(PALETTE, ("gd", "momentum")):
         errors = error_curve(kappa, method, steps)
@@ -161,7 +161,8 @@ def _contours(ax, surface: str, loss_fn: Loss) -> None:
               else (np.linspace(-2.0, 2.0, 80), np.linspace(-1.0, 3.0, 70)))
     grid_x, grid_y = np.meshgrid(xs, ys)
     heights = loss_fn(torch.tensor(np.stack([grid_x, grid_y], -1))).numpy()
-    ax.contour(grid_x, grid_y, np.log10(heights + 1e-3), levels=14, colors="grey", linewidths=0.6)
+    ax.contour(grid_x, grid_y, np.log10(heights + 1e-3), levels=14, colors="grey", linewidths=0.6,
+               linestyles="solid")
     ax.plot(*MINIMA[surface], "k*", ms=12, label="minimum", zorder=5)
     ax.set_xlim(xs[0], xs[-1])
     ax.set_ylim(ys[0], ys[-1])

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from matplotlib.ticker import NullFormatter
 from torch import nn
 
 from helpers import exercises
@@ -226,6 +227,9 @@ def plot_shrinkage(magnitudes: Sequence[float], at_zero: dict[str, np.ndarray], 
         right.loglog(noise_levels, under_noise[name], "o-", color=colour, label=name)
     left.set_title("zero data gradient", fontsize=10)
     right.set_title("pure-noise data gradient", fontsize=10)
+    for ax in (left, right):
+        ax.set_ylim(0.05, 200)
+        ax.yaxis.set_minor_formatter(NullFormatter())
     right.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 

@@ -133,12 +133,6 @@ def at_edge(sweep: dict[float, History]) -> bool:
     return len(sweep) > 1 and best_lr(sweep) in (min(sweep), max(sweep))
 
 
-def epochs_to_target(history: History, target: float) -> float:
-    """The first epoch whose validation accuracy reached ``target`` (inf if none did)."""
-    check_float("target", target, 0.0, 1.0)
-    return next((float(e) for e, acc in zip(history.epoch, history.val_acc) if acc >= target), math.inf)
-
-
 def curve_gap(first: History, second: History, metric: str = "val_acc") -> float:
     """Mean absolute difference between two runs' ``metric`` over the epochs both logged (epoch 0 excluded)."""
     check_choice("metric", metric, ("val_acc", "val_loss", "train_loss", "train_acc"))
@@ -193,10 +187,10 @@ def plot_runs(runs: dict[str, History], title: str, metrics: Sequence[str] = ("t
     return fig
 
 
-def plot_schedules(total_steps: int, names: Sequence[str] = SCHEDULES):
+def plot_schedules(total_steps: int, names: Sequence[str] = SCHEDULES, title: str = "Learning-rate schedules"):
     """The shapes of the schedules, one panel each, multiplier of the peak rate against step."""
-    fig, axes = figure("Learning-rate schedules", "step (mini-batch)", "multiple of the peak rate",
-                       ncols=len(names), figsize=(2.0 * len(names) + 1, 2.6))
+    fig, axes = figure(title, "step (mini-batch)", "multiple of the peak rate",
+                       ncols=len(names), figsize=(2.4 * len(names) + 0.6, 2.6))
     for ax, colour, name in zip(axes, PALETTE * 2, names):
         ax.plot(schedule_curve(name, total_steps), color=colour)
         ax.set_title(name.replace("_", " "), fontsize=9)
