@@ -114,7 +114,7 @@ def first_step_sizes(grad_scales: Sequence[float], lr: float = 1e-2, eps_values:
 def plot_first_steps(grad_scales: Sequence[float], sizes: dict[str, np.ndarray], lr: float):
     """Size of the first step against the size of the gradient, log-log, one line per optimizer."""
     fig, ax = figure(f"The size of the first step, lr = {lr:g}", "|gradient| of the coordinate (log scale)",
-                     "|change in the weight| (log scale)")
+                     "|change in the weight| (log scale)", figsize=(9.5, 3.8))
     for colour, marker, (name, size) in zip(PALETTE, "osD^", sizes.items()):
         ax.loglog(grad_scales, size, marker + "-", color=colour, label=name)
     ax.axhline(lr, color="grey", ls=":", lw=1, label="the learning rate")
@@ -157,7 +157,7 @@ def average_step_under_noise(noise_levels: Sequence[float], lr: float = 1e-3, st
 def plot_average_step(noise_levels: Sequence[float], progress: dict[str, np.ndarray]):
     """Net progress per step (in units of the rate) against the gradient's noise, with the SNR curve."""
     fig, ax = figure("Average progress per step when the gradient is 1 + noise", "noise sigma (log scale)",
-                     "net progress per step / learning rate")
+                     "net progress per step / learning rate", figsize=(9.5, 3.8))
     fine = np.logspace(np.log10(min(noise_levels)), np.log10(max(noise_levels)), 100)
     ax.semilogx(fine, 1 / np.sqrt(1 + fine ** 2), color="black", ls=":", lw=1.2, label="1 / sqrt(1 + sigma²)")
     for colour, name in zip(PALETTE, ("SGD", "Adam")):

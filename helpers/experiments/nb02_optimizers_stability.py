@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import torch
+from matplotlib.ticker import NullFormatter
 from torch import nn
 
 from helpers import exercises
@@ -80,7 +81,7 @@ def lr_range_test(model: nn.Module, data: Splits, optimizer: str = "momentum", l
 
 def plot_range_test(result: dict, sweep: dict[float, float] | None = None, title: str = "Learning-rate range test"):
     """Smoothed loss against rate, the minimum and the suggestion marked; a sweep's accuracies beside it."""
-    fig, ax = figure(title, "learning rate (log scale)", "smoothed training loss (nats)")
+    fig, ax = figure(title, "learning rate (log scale)", "smoothed training loss (nats)", figsize=(10, 3.8))
     ax.semilogx(result["lrs"], result["losses"], color=PALETTE[0], label="range test: smoothed loss")
     ax.axvline(result["lr_at_min"], color="grey", ls="--", label=f"loss minimum at {result['lr_at_min']:.2g}")
     ax.axvline(result["suggested"], color="black", ls=":", label=f"suggestion (a tenth) {result['suggested']:.2g}")
@@ -156,12 +157,13 @@ def dead_unit_fractions(model: nn.Module, x: torch.Tensor) -> list[float]:
 
 def plot_losses(runs: dict[str, np.ndarray], title: str, reference: float | None = None):
     """Training loss against step, one line per run (a run that overflowed ends where it overflowed)."""
-    fig, ax = figure(title, "step (mini-batch)", "training loss (nats, log scale)")
+    fig, ax = figure(title, "step (mini-batch)", "training loss (nats, log scale)", figsize=(9.5, 3.8))
     for colour, (name, losses) in zip(PALETTE, runs.items()):
         ended = "" if np.all(np.isfinite(losses)) else f" (overflowed at step {len(losses) - 1})"
         ax.semilogy(np.where(np.isfinite(losses), losses, np.nan), color=colour, label=name + ended)
     if reference is not None:
         ax.axhline(reference, color="grey", ls=":", lw=1, label=f"ln 10 = {reference:.2f}: uniform guessing")
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from matplotlib.ticker import NullFormatter
 from torch import nn
 
 from helpers import progress as progress_tools
@@ -157,7 +158,7 @@ def race(adam: History, sgd: History, early_epoch: int) -> dict[str, float]:
 def plot_sweeps(sweeps: dict[str, dict[float, History]]):
     """Final validation accuracy against learning rate, one line per (model, optimizer)."""
     fig, ax = figure("Learning-rate sweeps on MNIST-1D", "learning rate (log scale)",
-                     "final validation accuracy (fraction)")
+                     "final validation accuracy (fraction)", figsize=(9.5, 3.8))
     for name, sweep in sweeps.items():
         lrs = sorted(sweep)
         ax.semilogx(lrs, [sweep[lr].val_acc[-1] for lr in lrs], "o-", label=name)
@@ -181,8 +182,11 @@ def plot_runs(runs: dict[str, History], title: str, metrics: Sequence[str] = ("t
             ax.plot(history.epoch, getattr(history, metric), color=colour, label=name)
         if metric == "train_loss":
             ax.set_yscale("log")
+            ax.yaxis.set_minor_formatter(NullFormatter())
         if reference is not None and metric.endswith("loss"):
-            ax.axhline(reference, color="grey", ls=":", lw=1, label=f"ln 10 = {reference:.2f} (chance)")
+            ax.axhline(reference, color="grey", ls=":", lw=1)
+    if reference is not None:
+        axes[-1].plot([], [], color="grey", ls=":", lw=1, label=f"ln 10 = {reference:.2f}: uniform guessing")
     axes[-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
