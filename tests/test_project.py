@@ -32,10 +32,6 @@ NOT_YET_MIGRATED = {
     "helpers/optim.py",
     "notebooks/02_optimizers.py",
     "tests/test_optim.py",
-    # 03_regularization
-    "helpers/regularization.py",
-    "notebooks/03_regularization.py",
-    "tests/test_regularization.py",
     # 06_calibration
     "helpers/calibration.py",
     "notebooks/06_calibration.py",
