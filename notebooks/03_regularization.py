@@ -53,7 +53,6 @@ from helpers.claims import claim
 from helpers.config import pick
 from helpers.experiments import nb03_regularization_levers as levers
 from helpers.experiments import nb03_regularization_noise as noise
-from helpers.plotting import learning_curves
 from helpers.scratch import regularizers
 from helpers.source import show_source
 from helpers.widgets import Slider, explore
@@ -70,7 +69,8 @@ EPOCHS = pick(quick=40, full=100)
 PATIENCE = pick(quick=10, full=20)  # early-stopping patience (epochs), for every criterion
 SIZES = pick(quick=[250, 500, 2000], full=[125, 250, 500, 1000, 2000])  # data-size sweep
 BN_BATCHES = (64, 256)              # BatchNorm at the baseline's batch size and a larger one
-BN_DEPTH, BN_DROPOUT = 5, 0.5       # the MLP whose dropout feeds BatchNorm layers
+BN_DEPTH, BN_DROPOUT = 5, 0.5       # the MLP whose dropout feeds BatchNorm layers ...
+BN_WIDTH, BN_EPOCHS = 256, 40       # ... at the quick sizes at both scales (section 4 says why)
 NOISE_RATE, NOISY_EPOCHS = 0.4, pick(quick=30, full=60)  # label noise on digits
 DIGITS_EPOCHS = pick(quick=10, full=20)  # label smoothing on the easy task
 MEMO_WIDTH, MEMO_MAX_EPOCHS = 256, 300
@@ -95,7 +95,7 @@ BASE
 split = data.mnist1d(n_train=N_TRAIN, seed=cfg.seed)
 runs = levers.run_levers(N_TRAIN, BASE, patience=PATIENCE, seed=cfg.seed)
 baseline = runs["baseline"]
-fig = learning_curves({"baseline MLP": baseline.history}, title="A wide MLP on 500 MNIST-1D examples overfits")
+fig = levers.learning_curves(baseline.history, "A wide MLP on 500 MNIST-1D examples overfits")
 
 # %%
 over = levers.overfitting_numbers(baseline.history)
@@ -351,7 +351,8 @@ claim("BatchNorm's accuracy gain is mild (larger gain / gain of 4x more data)",
 show_source(regularizers.reestimate_batchnorm)
 
 # %%
-shifted = levers.dropout_before_batchnorm(split, BASE, BN_DEPTH, BN_DROPOUT, seed=cfg.seed)
+shift_recipe = replace(BASE, width=BN_WIDTH, epochs=BN_EPOCHS)
+shifted = levers.dropout_before_batchnorm(split, shift_recipe, BN_DEPTH, BN_DROPOUT, seed=cfg.seed)
 {"eval variance / running variance, per BatchNorm layer": [round(r, 2) for r in shifted["shift before"]],
  "after re-estimation": [round(r, 2) for r in shifted["shift after"]],
  "test acc as trained": round(shifted["run"].test_acc, 3),
@@ -447,7 +448,7 @@ es_epoch = stopped["history"].restored_epoch
 
 # %%
 claim("with 40% label noise, early stopping beats training to the end on clean test labels (accuracy gain)",
-      stopped["test acc"] - ended["test acc"], ">", 0.15)
+      stopped["test acc"] - ended["test acc"], ">", 0.1)
 
 # %% [markdown]
 # **Early stopping as implicit L2.** The right panel shows the mechanism: the weights drift away from their
@@ -585,9 +586,10 @@ claim("random labels take longer to fit (epoch ratio random/true)",
 # diagnosis.
 #
 # ## Explorer: pull the levers yourself
-# Set dropout, weight decay, training-set size, label smoothing and epochs, then press **Run** (a few seconds;
-# up to about ten for 2000 examples and 100 epochs): the curves show train (dashed) and validation (solid), the
-# table the gap and test numbers. Weight decay moves in powers of ten; its lowest value is effectively none.
+# Set dropout, weight decay, training-set size, label smoothing and epochs, then press **Run** (about a second
+# at the start values, five to ten at 2000 examples and 60 epochs): the curves show train (dashed) and validation
+# (solid), the table the gap and test numbers. Weight decay moves in powers of ten; its lowest value is effectively
+# none. Try to reproduce the lever table's story: which setting closes the gap, and which only tames the NLL?
 
 # %%
 explore(levers.overfitting_explorer, run_button=True,
@@ -595,7 +597,7 @@ explore(levers.overfitting_explorer, run_button=True,
         weight_decay=Slider(1e-5, 10.0, 0.25, 1e-5, log=True),
         n_train=Slider(100, 2000, 100, 500),
         label_smoothing=Slider(0.0, 0.3, 0.05, 0.0),
-        epochs=Slider(10, 100, 10, 40))
+        epochs=Slider(10, 60, 10, 40))
 
 
 # %% [markdown]

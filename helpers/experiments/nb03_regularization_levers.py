@@ -185,6 +185,14 @@ def train_recipe(data: datasets.Splits, recipe: Recipe, seed: int = 0, progress:
     return Run(recipe, model, history, **score(model, data))
 
 
+def learning_curves(history: train.History, title: str):
+    """Train (dashed) and validation (solid) loss and accuracy of one run, legends below the panels."""
+    fig = plotting.learning_curves({"MLP": history}, title=title)
+    for ax in fig.axes:
+        plotting.legend_outside(ax, below=True, columns=2)
+    return fig
+
+
 # --------------------------------------------------------------------------- the lever table
 def lever_recipes(base: Recipe, *, patience: int, weight_decay: float = 3.0, dropout: float = 0.5,
                   small_width: int = 32, label_smoothing: float = 0.1, shift: int = 4,
@@ -249,7 +257,8 @@ def plot_levers(runs: dict[str, Run]):
     positions = np.arange(len(by_nll))
     ax_nll.barh(positions + 0.2, [runs[name].test_nll for name in by_nll], 0.4, color="#cccccc", label="as trained")
     ax_nll.barh(positions - 0.2, [runs[name].scaled_nll for name in by_nll], 0.4,
-                color=[LAYER_COLOURS[LAYERS[name]] for name in by_nll], label="after temperature scaling")
+                color=[LAYER_COLOURS[LAYERS[name]] for name in by_nll],
+                label="after temperature scaling (colour: layer)")
     ax_nll.axvline(base.scaled_nll, color="black", ls="--", lw=1.2, label="baseline + temperature scaling")
     ax_nll.axvline(base.test_nll, color="black", ls=":", lw=1.2, label="baseline as trained")
     ax_nll.set_yticks(positions, by_nll)
@@ -390,9 +399,7 @@ def overfitting_explorer(dropout: float = 0.0, weight_decay: float = 1e-5, n_tra
     run = train_recipe(data, recipe, seed, progress=share(progress, 0.02, 1.0) if progress else False)
     title = (f"dropout {dropout:.1f}, weight decay {weight_decay:.2g}, {n_train} examples, "
              f"smoothing {label_smoothing:.2f}")
-    fig = plotting.learning_curves({"MLP": run.history}, title=title)
-    for ax in fig.axes:
-        plotting.legend_outside(ax, below=True, columns=2)
+    fig = learning_curves(run.history, title)
     final = run.history.final()
     numbers = {"train accuracy": final["train_acc"], "validation accuracy": final["val_acc"],
                "test accuracy": run.test_acc, "train-validation gap": final["gap"],

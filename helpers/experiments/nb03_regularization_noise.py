@@ -123,7 +123,7 @@ def plot_label_noise(result: dict[str, object]):
     ax_acc.plot(epochs, full["probe"].test_acc, label="test accuracy (clean labels)")
     ax_acc.plot(epochs, full["history"].val_acc, ":", label="validation accuracy (noisy labels)")
     ax_dist.plot(epochs, full["probe"].distance, color=plotting.PALETTE[3], label="trained to the end")
-    ax_dist.set_ylabel("distance of the weights from initialisation (L2)")
+    ax_dist.set_ylabel("distance from the initial weights (L2)")
     for ax in (ax_acc, ax_dist):
         ax.axvline(restored, color="black", ls="--", lw=1.2, label=f"restored by early stopping (epoch {restored})")
         plotting.legend_outside(ax, below=True)
@@ -188,7 +188,7 @@ def best_of_many(model: nn.Module, data: datasets.Splits, n_candidates: int = 20
 
 def plot_best_of_many(result: dict[str, object]):
     """The winner's edge over the average candidate, on validation and on test, against candidates tried."""
-    fig, ax = plotting.figure("The best of many on one validation set: its edge is mostly selection noise",
+    fig, ax = plotting.figure("Best of many on validation: the edge is selection noise",
                               "candidates tried (count, log scale)", "edge over the average candidate (accuracy)")
     val_acc, test_acc = result["val_acc"], result["test_acc"]
     tried = np.arange(1, len(val_acc) + 1)

@@ -67,6 +67,8 @@ def test_smoothed_targets_by_hand():
     expected = torch.tensor([[0.85, 0.05, 0.05, 0.05], [0.05, 0.05, 0.85, 0.05]])
     assert torch.allclose(targets, expected)
     assert targets.dtype == torch.float32
+    binary = regularizers.smoothed_targets(torch.tensor([1]), 2, 0.2)
+    assert torch.allclose(binary, torch.tensor([[0.1, 0.9]]))
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3, 1.0])
@@ -99,6 +101,15 @@ def test_smoothing_cap_is_where_the_smoothed_loss_is_minimal():
     sharper = (at_cap.detach() * 2).requires_grad_()
     regularizers.smoothed_cross_entropy(sharper, torch.tensor([3]), 0.1).backward()
     assert sharper.grad[0, 3].item() > 1e-3                # beyond the cap the loss pushes the logit back
+
+
+def test_smoothing_cap_accepts_the_edges_of_its_ranges():
+    assert regularizers.smoothing_cap(1.0, 2) == pytest.approx(0.5)
+    assert regularizers.smoothing_cap(0.5, 1_000_000) == pytest.approx(0.5 + 0.5e-6)
+    with pytest.raises(ValueError, match="smoothing must be"):
+        regularizers.smoothing_cap(1.5, 10)
+    with pytest.raises(ValueError, match="n_classes must be"):
+        regularizers.smoothing_cap(0.1, 1_000_001)
 
 
 def test_label_smoothing_validation():
@@ -149,6 +160,14 @@ def test_mixup_keeps_the_shape_of_signals_with_channels():
     x = torch.randn(5, 1, 40)
     mixed_x, mixed_targets = regularizers.mixup(x, functional.one_hot(torch.arange(5), 5).float(), 1.0)
     assert mixed_x.shape == x.shape and mixed_targets.shape == (5, 5)
+
+
+def test_mixup_accepts_alpha_up_to_one_hundred():
+    torch.manual_seed(0)
+    mixed_x, _ = regularizers.mixup(torch.randn(4, 2), torch.eye(4), 100.0)
+    assert mixed_x.shape == (4, 2)
+    with pytest.raises(ValueError, match=r"alpha must be a number in \(0.0, 100.0\]"):
+        regularizers.mixup(torch.randn(4, 2), torch.eye(4), 100.5)
 
 
 def test_mixup_validation():
@@ -249,3 +268,13 @@ def test_variance_shift_is_what_the_fix_removes():
     after = (clean.var(0) / model[2].running_var).mean().item()
     assert before < 0.75 and after == pytest.approx(1.0, abs=1e-4)
     assert math.isfinite(before)
+
+
+# --------------------------------------------------------------------------- devices
+def test_random_tensors_follow_the_input_to_its_device():
+    """On the meta device (shapes only) any tensor left on the CPU breaks the arithmetic, as it would on a GPU."""
+    x = torch.zeros(3, 10, device="meta")
+    assert regularizers.random_shift(x, 2).device.type == "meta"
+    assert regularizers.inverted_dropout(x, 0.5).device.type == "meta"
+    mixed_x, mixed_targets = regularizers.mixup(x, torch.zeros(3, 4, device="meta"), 0.4)
+    assert mixed_x.device.type == mixed_targets.device.type == "meta"
