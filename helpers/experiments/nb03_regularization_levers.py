@@ -11,7 +11,7 @@ import copy
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -28,8 +28,8 @@ MAX_EPOCHS, MAX_WIDTH, MAX_TRAIN = 1000, 1024, 3200
 LAYERS = {"baseline": "—", "baseline + temperature scaling": "evaluation", "more data (4x)": "data",
           "shift augmentation": "data", "smaller model": "model", "1-D CNN": "model", "weight decay": "objective",
           "label smoothing": "objective", "dropout": "training", "early stopping": "training"}
-LAYER_COLOURS = {"—": "#777777", "evaluation": "#000000", "data": plotting.PALETTE[0], "model": plotting.PALETTE[1],
-                 "objective": plotting.PALETTE[2], "training": plotting.PALETTE[3]}
+LAYER_COLOURS = {"data": plotting.PALETTE[0], "model": plotting.PALETTE[1], "objective": plotting.PALETTE[2],
+                 "training": plotting.PALETTE[3]}
 
 
 # --------------------------------------------------------------------------- one recipe, one run
@@ -85,7 +85,6 @@ class Run:
     temperature: float
     scaled_nll: float
     scaled_ece: float
-    extra: dict = field(default_factory=dict)
 
     def row(self) -> dict[str, float]:
         """The numbers of one line of the lever table, for the weights the model holds (restored ones
