@@ -104,7 +104,8 @@ over = levers.overfitting_numbers(baseline.history)
 # %% [markdown]
 # **Claim check.** The baseline fits its training set (training accuracy at least 0.99), its validation loss
 # bottoms out in the first half of training and then rises by more than 0.3 nats, and the gap between train
-# and validation accuracy exceeds 0.4. MEASURED_OVERFIT
+# and validation accuracy exceeds 0.4. Across seeds 0–4 the rise measured 0.74–0.99 nats at quick scale and
+# 1.7–2.0 at full, the minimum came at 15–33% of training (quick) and 3–7% (full), and the gap measured 0.62–0.66.
 
 # %%
 claim("the baseline MLP fits its training set (final train accuracy)",
@@ -170,7 +171,10 @@ fig = levers.plot_levers(runs)
 # %% [markdown]
 # **Claim check: accuracy.** The two *data* levers (more data, and an augmentation that encodes a known
 # invariance) and the architecture that encodes the same invariance buy far more accuracy than dropout.
-# MEASURED_ACC
+# Across seeds 0–4 (quick / full): shift augmentation gained 0.094–0.12 / 0.14–0.20 (threshold 0.06), 4x data
+# 0.16–0.22 / 0.18–0.22 (threshold 0.08), the CNN 0.068–0.086 / 0.16–0.29 (threshold 0.03; after 40 epochs it is
+# still underfitting, see its train accuracy), and the better data lever led dropout by 0.17–0.21 / 0.14–0.18
+# (threshold 0.05).
 
 # %%
 acc_gain = {name: run.test_acc - baseline.test_acc for name, run in runs.items()}
@@ -186,7 +190,10 @@ claim("the best data lever beats dropout by a wide margin (accuracy gain differe
 # of the way, with no retraining. After scaling every model, the penalty and noise levers (weight decay, label
 # smoothing, dropout, early stopping) keep less than 40% of their as-trained NLL gain: most of it was
 # recalibration. Label smoothing even ends *worse* than the scaled baseline. The data levers keep theirs.
-# MEASURED_NLL
+# Across seeds 0–4 (quick / full): temperature scaling alone took 0.71–0.91 / 1.6–2.0 nats off the baseline's NLL
+# (threshold 0.4); the largest share of its as-trained gain that any penalty or noise lever kept was 0.08–0.13 /
+# 0.06–0.10 (threshold 0.4); after scaling, shift augmentation still gained 0.26–0.34 / 0.43–0.55 nats (threshold
+# 0.15) and 4x data 0.43–0.57 / 0.49–0.56 (threshold 0.25).
 
 # %%
 nll_gain = {name: baseline.test_nll - run.test_nll for name, run in runs.items()}
@@ -220,7 +227,8 @@ fig = levers.plot_size_sweep(sweep)
 
 # %% [markdown]
 # The train curve stays at 1.0 (the wide MLP memorises any of these sets) while test accuracy climbs, so the
-# gap narrows only from the test side; it does not close at 2000 examples. MEASURED_SIZES
+# gap narrows only from the test side; it does not close at 2000 examples. Across seeds 0–4, test accuracy rose
+# by 0.24–0.29 (quick) and 0.30–0.36 (full) from the smallest to the largest set; the claim asks for 0.1.
 
 # %%
 smallest, largest = sweep[min(sweep)], sweep[max(sweep)]
@@ -265,7 +273,9 @@ tables.show([{"run": name, "test acc": r.test_acc, "NLL after T-scaling": r.scal
 # %% [markdown]
 # **Claim check.** Weight decay shrinks the weight norm to less than 75% of the baseline's, which is its
 # mechanism. Dropout damps the late rise of the validation loss to less than 75% of the baseline's. Neither
-# claim is about NLL as trained: section 2 showed that a temperature does most of that. MEASURED_DECAY
+# claim is about NLL as trained: section 2 showed that a temperature does most of that. Across seeds 0–4 weight
+# decay's norm ratio measured 0.64–0.65 (quick) and 0.59–0.60 (full); dropout's rise ratio 0–0.05 at quick, where
+# 40 epochs are too short for its validation loss to turn up at all, and 0.45–0.53 at full.
 
 # %%
 claim("weight decay shrinks the weight norm (ratio to baseline)", norms["weight decay"] / norms["baseline"], "<", 0.75)
@@ -337,7 +347,10 @@ tables.show([{"network": name, "batch size": size, "train acc": run.history.fina
 
 # %% [markdown]
 # **Claim check.** BatchNorm raises test accuracy at both batch sizes, and mildly: by less than half of what 4x
-# more data buys. MEASURED_BN
+# more data buys. Across seeds 0–4 the smaller of the two gains measured 0.025–0.078 (quick) and 0.034–0.066
+# (full), and the larger one was 0.22–0.37 of the gain from 4x data. Read the control at batch 256 too: without
+# BatchNorm the MLP does not quite fit its training set in the quick budget (train accuracy about 0.9), so part of
+# BatchNorm's gain there is easier optimisation, its actual purpose, rather than regularization.
 
 # %%
 bn_gain = {size: bn_runs["BatchNorm", size].test_acc - bn_runs["no BatchNorm", size].test_acc for size in BN_BATCHES}
@@ -367,7 +380,9 @@ shifted = levers.dropout_before_batchnorm(split, shift_recipe, BN_DEPTH, BN_DROP
 # **Claim check.** In this 5-layer MLP with dropout 0.5 before each BatchNorm, every BatchNorm layer sees in
 # evaluation less than 0.6 of the variance it expects; after re-estimation every ratio is within 0.3 of 1 (not
 # exactly 1, because the test inputs are not the training inputs); and test accuracy rises by more than 0.02.
-# MEASURED_SHIFT
+# Across seeds 0–4 the largest ratio before the fix was 0.41–0.42 (the first BatchNorm; the deeper ones see
+# less still), the ratios after it were within 0.05–0.16 of 1, and the fix gained 0.040–0.075 test accuracy
+# (the same at both scales: this experiment does not change with scale).
 #
 # This network is trained at 256 units for 40 epochs at both scales, because what the shift *costs* depends on
 # the network: at 512 units and 100 epochs the same fix changed test accuracy by only −0.002 to +0.02 (seeds
@@ -416,7 +431,9 @@ print(f"validation accuracy at the epoch kept by val_acc, minus the ten epochs a
 
 # %% [markdown]
 # **Claim check.** With the same patience, stopping on validation NLL restores an earlier epoch than stopping on
-# validation accuracy and pays for it in test accuracy. MEASURED_STOP
+# validation accuracy and pays for it in test accuracy. Across seeds 0–4 the restored epochs differed by 16–26
+# (quick) and 9–44 (full), and the cost measured 0.019–0.079 (quick) and 0.048–0.10 (full); its smallest margin,
+# 0.019, is 19 of the 1000 test examples.
 #
 # Look at where the accuracy criterion stops: on a noisy plateau, the best epoch is a one-epoch spike about one
 # to two points above the ten epochs around it (printed above). Keeping the maximum of a noisy curve is selection
@@ -455,7 +472,8 @@ es_epoch = stopped["history"].restored_epoch
 # **Claim check.** Early stopping on the *noisy* validation loss keeps a model that is more than 0.15 more
 # accurate on clean test labels than the one trained to the end. The validation labels are as wrong as the
 # training labels, so this is not a clean holdout sneaking in: a noisy validation set still ranks epochs
-# correctly, because the noise is the same for every epoch. MEASURED_NOISY
+# correctly, because the noise is the same for every epoch. Across seeds 0–4 the gain measured 0.16–0.33 (quick)
+# and 0.17–0.33 (full), against a threshold of 0.1.
 
 # %%
 claim("with 40% label noise, early stopping beats training to the end on clean test labels (accuracy gain)",
@@ -485,7 +503,8 @@ fig = noise.plot_best_of_many(selection)
 
 # %% [markdown]
 # **Claim check.** The winner's validation accuracy beats the average candidate's by more than 0.03, and on the
-# untouched test set less than half of that edge survives. MEASURED_SELECTION
+# untouched test set less than half of that edge survives. Across seeds 0–4 at both scales the validation edge
+# measured 0.05–0.08 and the test edge at most 15% of it (negative for several seeds).
 
 # %%
 claim("picking the best of 200 on validation inflates its score (winner minus mean validation accuracy)",
@@ -538,16 +557,19 @@ tables.show([{"task": task, "model": name, **{k: v for k, v in summary.items() i
 # minimised, and an unseen input can land further from the decision boundaries than the training examples did.
 #
 # **Claim check.** On MNIST-1D smoothing cuts ECE to less than 70% of the baseline's, but temperature scaling
-# alone (fitted on validation) cuts it further, so on this model smoothing is not the best calibration tool. On
+# alone (fitted on validation, no retraining) does at least as well, within 0.02 ECE, so smoothing is not the tool
+# to reach for when calibration is the goal. On
 # digits smoothing *raises* ECE by more than 0.05, because the mean confidence falls more than 0.05 below the
-# accuracy: under-confidence. MEASURED_SMOOTH
+# accuracy: under-confidence. Across seeds 0–4 (quick / full): the ECE ratio measured 0.48–0.54 / 0.18–0.25;
+# smoothed minus temperature-scaled ECE 0.10–0.15 / 0.003–0.065 (scaling clearly better at quick, about equal at
+# full); on digits the ECE rise 0.10–0.13 and the under-confidence 0.12–0.14 at both scales.
 
 # %%
 mn, dg = calib["MNIST-1D"], calib["digits"]
 claim("label smoothing cuts ECE on the over-confident MNIST-1D model (ratio)",
       mn["smoothing 0.1"]["ECE"] / mn["no smoothing"]["ECE"], "<", 0.7)
-claim("temperature scaling alone calibrates the MNIST-1D baseline better than smoothing (smoothed ECE minus scaled)",
-      mn["smoothing 0.1"]["ECE"] - baseline.scaled_ece, ">", 0.0)
+claim("temperature scaling alone calibrates the MNIST-1D baseline at least as well as smoothing, within 0.02 ECE "
+      "(smoothed ECE minus scaled)", mn["smoothing 0.1"]["ECE"] - baseline.scaled_ece, ">", -0.02)
 claim("on easy digits label smoothing raises ECE (smoothed minus plain)",
       dg["smoothing 0.1"]["ECE"] - dg["no smoothing"]["ECE"], ">", 0.05)
 claim("the smoothed digits model is under-confident (accuracy minus mean confidence)",
@@ -582,7 +604,8 @@ epochs_needed
 # %% [markdown]
 # **Claim check.** With random labels the network still reaches at least 99% training accuracy, its test
 # accuracy stays near chance (below 0.2), and it needs 1.5–10 times as many epochs as with true labels.
-# MEASURED_MEMO
+# Across seeds 0–4 at both scales the epoch ratio measured 5.3–6.3 and the random-label test accuracy
+# 0.09–0.12.
 
 # %%
 random_run = memo["random labels"]
