@@ -119,6 +119,8 @@ def test_label_smoothing_validation():
         regularizers.smoothed_targets(torch.tensor([0]), 3, 1.5)
     with pytest.raises(ValueError, match="n_classes must be"):
         regularizers.smoothed_targets(torch.tensor([0]), 1, 0.1)
+    with pytest.raises(ValueError, match="n_classes must be"):
+        regularizers.smoothed_targets(torch.tensor([0]), 1_000_001, 0.1)
     with pytest.raises(ValueError, match="logits must be"):
         regularizers.smoothed_cross_entropy(torch.zeros(3), torch.tensor([0, 1, 2]), 0.1)
     with pytest.raises(ValueError, match="labels"):
