@@ -135,3 +135,19 @@ def legend_outside(ax, below: bool = False, columns: int = 1) -> None:
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=columns)
     else:
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
+
+
+def label_log_ticks(axis) -> None:
+    """Label a log axis's minor ticks at 2x and 5x each power of ten as plain numbers (0.2, 0.5, 2, 5).
+
+    Matplotlib labels only powers of ten once a log axis spans more than a decade, so a loss axis from
+    0.3 to 2.3 would carry a single label; ``axis`` is ``ax.xaxis`` or ``ax.yaxis``.
+    """
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    def plain(value: float, _position) -> str:
+        leading = value / 10 ** np.floor(np.log10(value)) if value > 0 else 0.0
+        return f"{value:g}" if round(leading) in (2, 5) else ""
+
+    axis.set_minor_locator(LogLocator(subs=np.arange(2, 10)))
+    axis.set_minor_formatter(FuncFormatter(plain))

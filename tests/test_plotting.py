@@ -55,3 +55,11 @@ def test_legend_outside_places_the_legend_clear_of_the_axes():
     plotting.legend_outside(ax, below=True, columns=2)
     fig.canvas.draw()
     assert ax.get_legend().get_window_extent().y1 <= ax.get_window_extent().y0
+
+
+def test_label_log_ticks_labels_twos_and_fives_only():
+    fig, ax = plotting.figure("t", "x (units)", "loss (nats)")
+    ax.semilogy([1, 2], [0.25, 2.3])
+    plotting.label_log_ticks(ax.yaxis)
+    formatter = ax.yaxis.get_minor_formatter()
+    assert [formatter(v, 0) for v in (0.2, 0.3, 0.5, 2.0, 3.0, 5.0, 0.05)] == ["0.2", "", "0.5", "2", "", "5", "0.05"]
