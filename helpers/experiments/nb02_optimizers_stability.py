@@ -11,12 +11,11 @@ import math
 
 import numpy as np
 import torch
-from matplotlib.ticker import NullFormatter
 from torch import nn
 
 from helpers import exercises
 from helpers.data import Splits
-from helpers.plotting import PALETTE, figure
+from helpers.plotting import PALETTE, figure, label_log_ticks
 from helpers.scratch import optimizers
 from helpers.train import make_optimizer
 from helpers.validation import check_float, check_int
@@ -155,15 +154,30 @@ def dead_unit_fractions(model: nn.Module, x: torch.Tensor) -> list[float]:
     return [float((units.max(dim=0).values <= 0).float().mean()) for units in outputs]   # units: (examples, width)
 
 
-def plot_losses(runs: dict[str, np.ndarray], title: str, reference: float | None = None):
-    """Training loss against step, one line per run (a run that overflowed ends where it overflowed)."""
-    fig, ax = figure(title, "step (mini-batch)", "training loss (nats, log scale)", figsize=(9.5, 3.8))
+def smooth(losses: np.ndarray, window: int) -> np.ndarray:
+    """Moving average over the last ``window`` steps (fewer at the start), so noisy curves can be told apart."""
+    check_int("window", window, 1, 10_000)
+    totals = np.cumsum(np.insert(np.asarray(losses, dtype=float), 0, 0.0))
+    counts = np.minimum(np.arange(1, len(losses) + 1), window)
+    return (totals[1:] - totals[np.arange(1, len(losses) + 1) - counts]) / counts
+
+
+def plot_losses(runs: dict[str, np.ndarray], title: str, reference: float | None = None, window: int = 1,
+                dashed: tuple[str, ...] = ()):
+    """Training loss against step, one line per run (a run that overflowed ends where it overflowed).
+
+    ``window`` > 1 draws the moving average over that many steps; runs named in ``dashed`` are dashed.
+    """
+    ylabel = "training loss (nats, log scale)" + (f", mean of {window} steps" if window > 1 else "")
+    fig, ax = figure(title, "step (mini-batch)", ylabel, figsize=(9.5, 3.8))
     for colour, (name, losses) in zip(PALETTE, runs.items()):
         ended = "" if np.all(np.isfinite(losses)) else f" (overflowed at step {len(losses) - 1})"
-        ax.semilogy(np.where(np.isfinite(losses), losses, np.nan), color=colour, label=name + ended)
+        shown = smooth(losses, window) if np.all(np.isfinite(losses)) else losses
+        ax.semilogy(np.where(np.isfinite(shown), shown, np.nan), color=colour, label=name + ended,
+                    ls="--" if name in dashed else "-")
     if reference is not None:
         ax.axhline(reference, color="grey", ls=":", lw=1, label=f"ln 10 = {reference:.2f}: uniform guessing")
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    label_log_ticks(ax.yaxis)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 

@@ -11,13 +11,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from matplotlib.ticker import NullFormatter
 from torch import nn
 
 from helpers import progress as progress_tools
 from helpers.data import Splits
 from helpers.models import cnn1d, mlp
-from helpers.plotting import PALETTE, figure, heatmap
+from helpers.plotting import PALETTE, figure, heatmap, label_log_ticks
 from helpers.progress import Report
 from helpers.scratch import optimizers
 from helpers.train import OPTIMIZERS, Callback, History, fit, make_optimizer
@@ -168,8 +167,9 @@ def plot_sweeps(sweeps: dict[str, dict[float, History]]):
 
 
 def plot_runs(runs: dict[str, History], title: str, metrics: Sequence[str] = ("train_loss", "val_acc"),
-              reference: float | None = None):
-    """One panel per metric against epoch, one colour per run, the legend beside the panels."""
+              reference: float | None = None, dashed: Sequence[str] = ()):
+    """One panel per metric against epoch, one colour per run (the runs named in ``dashed`` dashed, so a line
+    that lies on another stays visible), the legend beside the panels."""
     labels = {"train_loss": "training loss (nats, log scale)", "val_loss": "validation loss (nats)",
               "val_acc": "validation accuracy (fraction)", "train_acc": "training accuracy (fraction)"}
     for metric in metrics:
@@ -179,10 +179,11 @@ def plot_runs(runs: dict[str, History], title: str, metrics: Sequence[str] = ("t
     for ax, metric in zip(axes, metrics):
         ax.set_ylabel(labels[metric])
         for colour, (name, history) in zip(PALETTE * 2, runs.items()):
-            ax.plot(history.epoch, getattr(history, metric), color=colour, label=name)
+            ax.plot(history.epoch, getattr(history, metric), color=colour, label=name,
+                    ls="--" if name in dashed else "-")
         if metric == "train_loss":
             ax.set_yscale("log")
-            ax.yaxis.set_minor_formatter(NullFormatter())
+            label_log_ticks(ax.yaxis)
         if reference is not None and metric.endswith("loss"):
             ax.axhline(reference, color="grey", ls=":", lw=1)
     if reference is not None:
@@ -224,14 +225,30 @@ def decay_grid(data: Splits, optimizer: str, lrs: Sequence[float], weight_decays
     return grid
 
 
+def dead_rows(grid: np.ndarray, chance: float = 0.1, margin: float = 0.05) -> np.ndarray:
+    """Which rows of a grid have no cell more than ``margin`` above chance: their argmax is a tie, not a best rate."""
+    return np.asarray(grid).max(axis=1) <= chance + margin
+
+
+def best_rates_by_decay(grid: np.ndarray, lrs: Sequence[float], chance: float = 0.1) -> list[str]:
+    """The best learning rate in each row of a decay grid, or "none (chance)" for a row where every rate failed."""
+    check_int("number of learning rates", len(lrs), np.shape(grid)[1], np.shape(grid)[1])
+    return ["none (chance)" if dead else f"{lrs[int(np.argmax(row))]:g}"
+            for row, dead in zip(np.asarray(grid), dead_rows(grid, chance))]
+
+
 def plot_grids(grids: dict[str, np.ndarray], lrs: Sequence[float], weight_decays: Sequence[float]):
-    """One annotated heatmap per optimizer, on a shared colour scale from chance to the best cell."""
+    """One annotated heatmap per optimizer, on a shared colour scale from chance to the best cell; rows where
+    every rate stayed at chance are marked, so nobody reads a best rate off them."""
     fig, axes = figure("Validation accuracy over learning rate x weight decay (MLP, MNIST-1D)", "learning rate",
                        "weight decay", ncols=len(grids), figsize=(5.5 * len(grids), 4.2))
     top = float(max(grid.max() for grid in grids.values()))
     for ax, (name, grid) in zip(axes, grids.items()):
         heatmap(grid, lrs, weight_decays, {"adam": "Adam + L2", "adamw": "AdamW"}.get(name, name), "learning rate",
                 "weight decay", "validation accuracy (fraction)", ax=ax, vmin=0.1, vmax=top)
+        for row in np.flatnonzero(dead_rows(grid)):
+            ax.text(len(lrs) - 0.5, row + 0.42, "dead: every rate at chance", ha="right", va="top", fontsize=7,
+                    color="white", fontweight="bold")
     return fig
 
 

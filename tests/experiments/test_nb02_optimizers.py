@@ -360,3 +360,28 @@ def test_lr_pick_checker_never_raises(capsys):
     assert not stability.check_lr_pick(0.09, result) and "edge" in capsys.readouterr().out
     assert not stability.check_lr_pick(1e-5, result) and "crawl" in capsys.readouterr().out
     assert not stability.check_lr_pick(-1.0, result) and "my_lr must be" in capsys.readouterr().out
+
+
+def test_dead_rows_have_no_best_rate():
+    grid = np.array([[0.50, 0.55, 0.52], [0.10, 0.12, 0.10], [0.30, 0.20, 0.16]])
+    assert training.dead_rows(grid).tolist() == [False, True, False]
+    assert training.best_rates_by_decay(grid, [1e-3, 1e-2, 0.1]) == ["0.01", "none (chance)", "0.001"]
+    with pytest.raises(ValueError, match="number of learning rates"):
+        training.best_rates_by_decay(grid, [1e-3, 1e-2])
+    fig = training.plot_grids({"adam": grid, "adamw": grid[::-1]}, [1e-3, 1e-2, 0.1], [1e-4, 1e-2, 1.0])
+    assert sum("dead" in text.get_text() for ax in fig.axes for text in ax.texts) == 2
+
+
+def test_smooth_is_a_trailing_moving_average_by_hand():
+    np.testing.assert_allclose(stability.smooth(np.array([1.0, 3.0, 5.0, 7.0]), 2), [1.0, 2.0, 4.0, 6.0])
+    np.testing.assert_allclose(stability.smooth(np.array([2.0, 4.0]), 1), [2.0, 4.0])
+    with pytest.raises(ValueError, match="window"):
+        stability.smooth(np.ones(3), 0)
+
+
+def test_loss_figures_dash_the_named_runs_and_label_log_ticks():
+    fig = stability.plot_losses({"a": np.array([2.0, 1.0, 0.5]), "b": np.array([2.0, np.inf])}, "t", window=2,
+                                dashed=("a",))
+    styles = {line.get_label(): line.get_linestyle() for line in fig.axes[0].lines}
+    assert styles["a"] == "--" and styles["b (overflowed at step 1)"] == "-"
+    assert fig.axes[0].yaxis.get_minor_formatter()(0.5, 0) == "0.5"
