@@ -920,7 +920,7 @@ falls too slowly → range test; validation stalls → decay or regularize.
 
 **"How should the rate change with the batch size?"** A k-times batch averages away noise, so SGD can take
 k-times steps: at 4x the batch, 4x the rate tracked the original curve {min(control_gaps) / scaled_gap:.1f} times
-more closely than either control. *Rule:* scale linearly with warmup for SGD, by the square root for Adam."""))
+more closely than either control. *Rule:* scale linearly with warmup for SGD; for Adam start a sweep at the square-root rule."""))
 
 # %% [markdown]
 #
