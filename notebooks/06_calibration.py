@@ -465,8 +465,9 @@ claim("The temperature fitted to the smoothed model is below 0.8 (it sharpens)",
 # %% [markdown]
 # **Practical consequence.** Here over-confidence grew with training length (section 2), shrank with
 # weight decay, and fell in the narrow model, which was also less accurate; but judge a training-time fix
-# against the cheapest alternative, a temperature fitted on validation. Here only weight decay beat it, because it made a better model; label smoothing and
-# focal loss bought calibration that one number buys for free, and smoothing can overshoot.
+# against the cheapest alternative, a temperature fitted on validation. Here only weight decay beat it,
+# because it made a better model; label smoothing and focal loss bought calibration that one number buys
+# for free, and smoothing can overshoot.
 #
 # ## 5. Calibration under shift, and by segment
 #
