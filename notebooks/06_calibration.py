@@ -267,7 +267,7 @@ tables.show([{"model": name, **row} for name, row in noise.items()])
 
 # %% [markdown]
 # **Claims.** Before scaling, the ECE lies beyond every one of the 200 calibrated draws (p is at its
-# smallest possible value, 1/201, at both scales; the ECE is 6.5–10x the draws' 95th percentile). After
+# smallest possible value, 1/201, at both scales; the ECE is 7–10x the draws' 95th percentile). After
 # scaling, the ECE is less than twice what a calibrated model with the same confidences measures on
 # average (1.1–1.6x across seeds and scales). Whether the remainder is *detectable* depends on the seed:
 # p ranged from 0.02 to 0.31, so on some seeds a miscalibration of a point or so shows on 1,000 examples
@@ -458,7 +458,7 @@ tables.show([{"model": name, **lab.readable(r.before), "T": r.temperature, "ECE 
 # %% [markdown]
 # **Claims.** With smoothing the digits model is under-confident: its mean confidence is below its
 # accuracy by more than 0.08 (by 0.12–0.15 at quick and 0.12–0.13 at full). Without smoothing its ECE
-# is below 0.06 (0.017–0.031 at quick, 0.014–0.026 at full), and the temperature fitted to the smoothed
+# is below 0.06 (0.017–0.031 at quick, 0.008–0.037 at full), and the temperature fitted to the smoothed
 # model is below 0.8 (0.33–0.54 at quick, 0.37–0.54 at full).
 
 # %%
@@ -634,7 +634,7 @@ for name, c in at_t.items():
 # **Claims.** Before scaling, the cases acted on at $t = 0.8$ are right less than 75% of the time
 # (measured 0.60–0.66 at quick and 0.56–0.60 at full, seeds 0–4), far below their mean confidence.
 # Temperature scaling shrinks the gap between their accuracy and their mean confidence by more than half
-# (to 0.22–0.35 of it), and changes what the threshold buys: it acted on 49–54% of cases before scaling
+# (to 0.21–0.35 of it), and changes what the threshold buys: it acted on 49–54% of cases before scaling
 # at quick (62–68% at full) and on 8–11% after. The gap that is left has the other sign: the accepted
 # cases are right *more* often than stated, the top-bin under-confidence of section 3.
 
@@ -657,7 +657,7 @@ ranking = {name: lab.confidence_auroc(*pair) for name, pair in (("before", raw_p
 print(f"AUROC of confidence, right vs wrong: {ranking['before']:.3f} before scaling, {ranking['after']:.3f} after")
 
 # %% [markdown]
-# **Claim.** Temperature scaling raises the AUROC of confidence by more than 0.01 (by 0.023–0.053 across
+# **Claim.** Temperature scaling raises the AUROC of confidence by more than 0.01 (by 0.021–0.053 across
 # seeds and scales): on this model the softened confidences also rank right above wrong predictions
 # better. A side effect, not a guarantee; on another model it can go the other way.
 
@@ -682,9 +682,9 @@ at_threshold = next(row for row in costs if np.isclose(row["Bayes threshold 1 - 
 
 # %% [markdown]
 # **Claims.** With a review cost of 0.2, acting at the rule's threshold before scaling costs more than
-# sending every case to review (by 0.07–0.15 per case); after scaling it costs less (by 0.016–0.021). And
+# sending every case to review (by 0.07–0.16 per case); after scaling it costs less (by 0.015–0.022). And
 # it is no worse than the control, the unscaled model with its threshold tuned on validation (within
-# 0.01; the difference was −0.024 to +0.001). Calibration buys a threshold that can be written down for
+# 0.01; the difference was −0.007 to +0.001). Calibration buys a threshold that can be written down for
 # any cost ratio without tuning; it does not beat tuning on labelled data at one fixed cost.
 
 # %%
@@ -715,9 +715,9 @@ tables.show([{"examples": n, "mean ECE": m, "sd": s, "true ECE": 0} for n, m, s 
              zip(floor["n"], floor["mean"], floor["std"])])
 
 # %% [markdown]
-# **Claims.** With 100 examples a perfectly calibrated model still measures an ECE above 0.05 (0.11–0.12
+# **Claims.** With 100 examples a perfectly calibrated model still measures an ECE above 0.05 (0.10–0.12
 # across seeds 0–4 and both scales), and the estimate shrinks by more than 5x from 100 to 10,000 examples
-# (ratio 8–11), roughly as $1/\sqrt{n}$.
+# (ratio 8.0–10.8), roughly as $1/\sqrt{n}$.
 
 # %%
 claim("A perfectly calibrated model measured on 100 examples shows ECE above 0.05", floor["mean"][0], ">", 0.05)
@@ -754,7 +754,7 @@ tables.show([debias])
 
 # %% [markdown]
 # **Claims.** On 200 examples the scaled model's ECE cannot be told apart from a calibrated model's: the
-# consistency test of section 3 gives p above 0.05 (0.13–0.96 across seeds 0–4 and both scales), so the
+# consistency test of section 3 gives p above 0.05 (0.15–0.95 across seeds 0–4 and both scales), so the
 # whole number is at the noise floor and an interval around it describes noise. The bootstrap replicates
 # average above the estimate (by 0.016–0.045: the bias is visible), and the 90% interval is wider than
 # 0.04 (0.068–0.081). On the synthetic predictor the plain estimate overstates the truth by
@@ -806,7 +806,7 @@ tables.show([{"binning": scheme, "bins": f"{c['bins'][0]} -> {c['bins'][-1]}",
 # ECE never leaves $|\text{mean confidence} - \text{accuracy}|$ by more than 0.01 (at most 0.004 across
 # seeds and scales). For outcomes resampled from the scaled model's confidences, which are calibrated by
 # construction, the mean ECE with 30 bins is more than 1.5 times the mean ECE with 5, for both kinds of
-# bins (2.3–2.7 times): an ECE that grows with the bin count is what noise looks like, not evidence of a
+# bins (2.2–2.5 times): an ECE that grows with the bin count is what noise looks like, not evidence of a
 # model that errs in both directions.
 
 # %%
