@@ -1,4 +1,6 @@
 """Tests of the small core modules: progress, timing, tables and exercise feedback."""
+import math
+
 import pytest
 import torch
 
@@ -32,6 +34,11 @@ def test_time_many_returns_the_fastest_round_for_each_function():
     assert "vector extensions" in timing.machine_note("cpu")
     with pytest.raises(ValueError, match="fns must name at least one function"):
         timing.time_many({})
+
+
+def test_table_cells_say_undefined_and_infinite_in_words():
+    assert [tables.format_cell(v) for v in (math.nan, math.inf, -math.inf, 0.5)] == [
+        "undefined", "infinite", "minus infinite", "0.5"]
 
 
 def test_markdown_table_formats_and_checks_columns():
