@@ -249,21 +249,22 @@ def ship_explorer(p95_budget_ms: float = 1.0, tolerance: float = 0.01, table: Se
     shipped, reason = ship(table, p95_budget_ms, tolerance)
     fig, ax = plotting.figure("Which model ships under the service-level rule",
                               "p95 latency of one message on this CPU (ms, log scale)", "macro-F1 on the future")
-    for row in table:
+    colors = {"ships": plotting.PALETTE[2], "meets the budget": plotting.PALETTE[0], "too slow": "#999999"}
+    for number, row in enumerate(table, start=1):
         status = ("ships" if row["model"] == shipped else
                   "meets the budget" if row["p95 ms"] <= p95_budget_ms else "too slow")
-        color = {"ships": plotting.PALETTE[2], "meets the budget": plotting.PALETTE[0],
-                 "too slow": "#999999"}[status]
-        ax.scatter(row["p95 ms"], row["macro-F1"], s=120 if status == "ships" else 40, color=color, zorder=3)
-        ax.annotate(row["model"], (row["p95 ms"], row["macro-F1"]), textcoords="offset points", xytext=(6, 4),
+        ax.scatter(row["p95 ms"], row["macro-F1"], s=120 if status == "ships" else 40, color=colors[status],
+                   zorder=3, label=f"{number}. {row['model']} ({status})")
+        ax.annotate(str(number), (row["p95 ms"], row["macro-F1"]), textcoords="offset points", xytext=(5, 4),
                     fontsize=8)
-    ax.axvline(p95_budget_ms, color="black", ls=":", lw=1)
+    ax.axvline(p95_budget_ms, color="black", ls=":", lw=1, label="latency budget")
     ax.set_xscale("log")
+    latencies = [row["p95 ms"] for row in table] + [p95_budget_ms]
+    ax.set_xlim(min(latencies) / 2, max(latencies) * 2)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, fontsize=8)
     scores = [row["macro-F1"] for row in table]
     middle = (max(scores) + min(scores)) / 2
     ax.set_ylim(min(min(scores), middle - 0.1) - 0.02, max(max(scores), middle + 0.1) + 0.02)
-    ax.text(0.01, 0.02, "dotted line: the latency budget; green: the model that ships", transform=ax.transAxes,
-            fontsize=8)
     numbers = {"ships": shipped or "nothing", "why": reason}
     if shipped is None:
         numbers["note"] = f"No model meets a p95 budget of {p95_budget_ms:g} ms: relax it or make a model cheaper."

@@ -282,3 +282,29 @@ def check_predictions(questions: Sequence[Question], predictions: Mapping[int, f
         rows.append({"item": question.item, "measured": measured, "seconds": seconds,
                      "your prediction": "-" if guess is None else guess})
     return rows
+
+
+def short_answers(facts: Facts) -> list[str]:
+    """The notebook's interview questions answered in one or two sentences each, with this run's numbers."""
+    return [
+        f"Validation was great, production worse? Leakage and drift: incident copies on both sides of a random "
+        f"split let validation recall answers ({facts.random_twins:.0%} of it had a near-copy in training), so it "
+        f"overstated the future by {points(facts.random_overstatement)}; a time split missed by "
+        f"{points(abs(facts.time_overstatement))}. Rule: split the way the model will be used.",
+        f"Bad labels? Out-of-fold probabilities and confident learning flagged {facts.flagged} labels, "
+        f"{facts.precision_ratio:.1f}x as precisely as flagging every disagreement; relabelling lifted the "
+        f"mislabelled segment's recall from {facts.recall_before:.0%} to {facts.recall_after:.0%}. Rule: audit "
+        f"with a model that cannot see the cause of the noise.",
+        f"Is the ensemble worth it? {facts.ensemble_gain:+.3f} macro-F1 for {facts.ensemble_slowdown:.1f}x the "
+        f"latency. Rule: write the service-level rule first, then ship the cheapest model that passes it.",
+        f"Validation loss rising: overfitting? Not here: it was lowest at epoch {facts.loss_epoch} because "
+        f"incident copies grew confidently wrong while ordinary messages kept improving until epoch "
+        f"{facts.accuracy_epoch}; dropout or weight decay moved macro-F1 by at most "
+        f"{facts.regularizer_change:.3f}. Rule: split the loss by segment before choosing a lever.",
+        f"Trust the confidence? Only after temperature scaling (T = {facts.temperature:.1f}, ECE "
+        f"{facts.ece_before:.2f} to {facts.ece_after:.2f} on the future), and per-segment thresholds need a "
+        f"statistical bound and re-checking on recent data. Rule: calibrate on data that looks like the future.",
+        f"Cheaper to serve? int8 was {facts.int8_size_ratio:.1f}x smaller and {facts.int8_speedup_batch:.1f}x "
+        f"faster in batches of 256 but slower one at a time; a duplicate lookup added "
+        f"{points(facts.lookup_gain)} of accuracy. Rule: measure at the batch size you will serve.",
+    ]

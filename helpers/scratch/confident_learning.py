@@ -72,7 +72,7 @@ def estimate_joint(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     ones stand in for all of them), then the matrix is normalised to sum to 1.
     """
     probs, labels = _check(probs, labels)
-    joint = confident_joint(probs, labels).astype(float)                   # (classes, classes)
+    joint = confident_joint(probs, labels)                                  # (classes, classes)
     label_counts = np.bincount(labels, minlength=probs.shape[1])
     rescaled = joint / np.maximum(joint.sum(axis=1, keepdims=True), 1) * label_counts[:, None]
     return rescaled / rescaled.sum()
@@ -112,7 +112,7 @@ def out_of_fold(fit_predict, x: np.ndarray, labels: np.ndarray, folds: int = 5, 
     probs = None
     for fold in range(folds):
         held_out = fold_of == fold
-        predicted = np.asarray(fit_predict(x[~held_out], labels[~held_out], x[held_out]), dtype=float)
+        predicted = np.asarray(fit_predict(x[~held_out], labels[~held_out], x[held_out]))
         if probs is None:
             probs = np.zeros((len(labels), predicted.shape[1]))
         probs[held_out] = predicted

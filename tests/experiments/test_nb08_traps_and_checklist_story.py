@@ -82,3 +82,9 @@ def test_the_checklist_has_eight_questions_with_live_answers():
     questions = story.checklist(x[:2200], labels[:2200], x[2200:], labels[2200:], 5, lambda: 0.01)
     assert len(questions) == 8
     assert questions[-1].measure() == 0.01 and questions[5].measure() == pytest.approx(math.log(5), abs=0.1)
+
+
+def test_short_answers_quote_the_run():
+    answers = story.short_answers(FACTS)
+    assert len(answers) == 6 and all("Rule:" in answer for answer in answers)
+    assert "13 points" in answers[0] and "250" in answers[1] and "5.2x" in answers[2] and "T = 2.9" in answers[4]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers.scratch import confident_learning as cl
+from helpers.scratch import confident_learning
 
 # Case A: example 2 is labelled 0 but confidently class 1; example 4 is misclassified without confidence.
 PROBS_A = np.array([[0.75, 0.125, 0.125],
@@ -24,42 +24,45 @@ LABELS_B = np.array([0, 1, 2, 0])
 
 
 def test_thresholds_are_the_mean_self_confidence_of_each_label():
-    np.testing.assert_allclose(cl.per_class_thresholds(PROBS_A, LABELS_A), [0.5, 0.53125, 0.75])
-    np.testing.assert_allclose(cl.per_class_thresholds(PROBS_B, LABELS_B), [0.5, 0.25, 0.875])
+    np.testing.assert_allclose(confident_learning.per_class_thresholds(PROBS_A, LABELS_A), [0.5, 0.53125, 0.75])
+    np.testing.assert_allclose(confident_learning.per_class_thresholds(PROBS_B, LABELS_B), [0.5, 0.25, 0.875])
 
 
 def test_a_class_that_labels_nothing_gets_threshold_one():
     probs = np.array([[0.75, 0.25, 0.0], [0.25, 0.5, 0.25]])
-    np.testing.assert_allclose(cl.per_class_thresholds(probs, np.array([0, 1])), [0.75, 0.5, 1.0])
+    np.testing.assert_allclose(confident_learning.per_class_thresholds(probs, np.array([0, 1])), [0.75, 0.5, 1.0])
 
 
 def test_confident_joint_counts_ties_and_skips_unconfident_examples():
-    np.testing.assert_array_equal(cl.confident_joint(PROBS_A, LABELS_A), [[2, 1, 0], [0, 1, 0], [0, 0, 1]])
+    np.testing.assert_array_equal(confident_learning.confident_joint(PROBS_A, LABELS_A),
+                                  [[2, 1, 0], [0, 1, 0], [0, 0, 1]])
 
 
 def test_confident_joint_takes_the_most_probable_class_among_those_above_threshold():
-    np.testing.assert_array_equal(cl.confident_joint(PROBS_B, LABELS_B), [[1, 1, 0], [1, 0, 0], [0, 0, 1]])
+    np.testing.assert_array_equal(confident_learning.confident_joint(PROBS_B, LABELS_B),
+                                  [[1, 1, 0], [1, 0, 0], [0, 0, 1]])
 
 
 def test_estimated_joint_rescales_rows_to_label_counts_and_sums_to_one():
-    np.testing.assert_allclose(cl.estimate_joint(PROBS_A, LABELS_A),
+    np.testing.assert_allclose(confident_learning.estimate_joint(PROBS_A, LABELS_A),
                                np.array([[2, 1, 0], [0, 2, 0], [0, 0, 1]]) / 6)
-    np.testing.assert_allclose(cl.estimate_joint(PROBS_B, LABELS_B),
+    np.testing.assert_allclose(confident_learning.estimate_joint(PROBS_B, LABELS_B),
                                np.array([[1, 1, 0], [1, 0, 0], [0, 0, 1]]) / 4)
 
 
 def test_estimated_joint_of_a_class_without_examples_is_zero_not_nan():
     probs = np.array([[0.75, 0.25, 0.0], [0.75, 0.25, 0.0], [0.25, 0.75, 0.0]])
-    joint = cl.estimate_joint(probs, np.array([0, 0, 1]))
+    joint = confident_learning.estimate_joint(probs, np.array([0, 0, 1]))
     np.testing.assert_allclose(joint, np.array([[2, 0, 0], [0, 1, 0], [0, 0, 0]]) / 3)
 
 
 def test_find_label_issues_flags_the_confidently_wrong_label_only():
-    np.testing.assert_array_equal(cl.find_label_issues(PROBS_A, LABELS_A), [False, False, True, False, False, False])
+    np.testing.assert_array_equal(confident_learning.find_label_issues(PROBS_A, LABELS_A),
+                                  [False, False, True, False, False, False])
 
 
 def test_find_label_issues_flags_each_off_diagonal_cell():
-    np.testing.assert_array_equal(cl.find_label_issues(PROBS_B, LABELS_B), [False, True, False, True])
+    np.testing.assert_array_equal(confident_learning.find_label_issues(PROBS_B, LABELS_B), [False, True, False, True])
 
 
 def test_find_label_issues_prunes_by_the_largest_margin_first():
@@ -67,16 +70,18 @@ def test_find_label_issues_prunes_by_the_largest_margin_first():
     probs = np.array([[0.75, 0.25], [0.75, 0.25], [0.5, 0.5], [0.375, 0.625], [0.25, 0.75], [0.125, 0.875]])
     labels = np.array([0, 0, 0, 0, 1, 1])
     # t0 = (0.75 + 0.75 + 0.5 + 0.375) / 4 = 0.59375, t1 = 0.8125: example 3 reaches neither threshold.
-    np.testing.assert_array_equal(cl.confident_joint(probs, labels), [[2, 0], [0, 1]])
-    assert not cl.find_label_issues(probs, labels).any()
+    np.testing.assert_array_equal(confident_learning.confident_joint(probs, labels), [[2, 0], [0, 1]])
+    assert not confident_learning.find_label_issues(probs, labels).any()
     probs[3] = [0.125, 0.875]                   # now confidently 1: t0 = 0.53125, t1 = 0.8125
-    np.testing.assert_array_equal(cl.confident_joint(probs, labels), [[2, 1], [0, 1]])
+    np.testing.assert_array_equal(confident_learning.confident_joint(probs, labels), [[2, 1], [0, 1]])
     # Row 0 rescaled to its 4 labels: 8/3 and 4/3; row 1 to its 2; total 6, so n * Q[0, 1] = 4/3, rounded to 1.
-    np.testing.assert_array_equal(cl.find_label_issues(probs, labels), [False, False, False, True, False, False])
+    np.testing.assert_array_equal(confident_learning.find_label_issues(probs, labels),
+                                  [False, False, False, True, False, False])
 
 
 def test_disagreements_flag_every_arg_max_that_differs_from_the_label():
-    np.testing.assert_array_equal(cl.disagreements(PROBS_A, LABELS_A), [False, False, True, False, True, False])
+    np.testing.assert_array_equal(confident_learning.disagreements(PROBS_A, LABELS_A),
+                                  [False, False, True, False, True, False])
 
 
 def test_out_of_fold_never_scores_an_example_with_a_model_that_saw_it():
@@ -90,7 +95,7 @@ def test_out_of_fold_never_scores_an_example_with_a_model_that_saw_it():
         share = x_held_out[:, 0] / 20                                          # encodes which row is predicted
         return np.stack([share, 1 - share], axis=1)
 
-    probs = cl.out_of_fold(fit_predict, x, labels, folds=4, seed=3)
+    probs = confident_learning.out_of_fold(fit_predict, x, labels, folds=4, seed=3)
     assert len(calls) == 4
     assert all(not (seen & held) for seen, held in calls)
     assert sorted(len(held) for _, held in calls) == [5, 5, 5, 5]
@@ -107,7 +112,7 @@ def test_out_of_fold_assignment_depends_on_the_seed():
             held.append(frozenset(x_held[:, 0]))
             return np.full((len(x_held), 2), 0.5)
 
-        cl.out_of_fold(record, x, np.zeros(30, dtype=int), folds=3, seed=seed)
+        confident_learning.out_of_fold(record, x, np.zeros(30, dtype=int), folds=3, seed=seed)
         return set(held)
 
     assert held_out_sets(0) != held_out_sets(1)
@@ -126,16 +131,46 @@ def test_out_of_fold_assignment_depends_on_the_seed():
     (np.array([[np.nan, 1.0]]), np.array([0]), "finite"),
 ])
 def test_bad_input_is_refused_with_a_clear_message(probs, labels, message):
-    for fn in (cl.per_class_thresholds, cl.confident_joint, cl.estimate_joint, cl.find_label_issues,
-               cl.disagreements):
+    for fn in (confident_learning.per_class_thresholds, confident_learning.confident_joint,
+               confident_learning.estimate_joint, confident_learning.find_label_issues,
+               confident_learning.disagreements):
         with pytest.raises(ValueError, match=message):
             fn(probs, labels)
 
 
 def test_out_of_fold_refuses_bad_folds_and_lengths():
     with pytest.raises(ValueError, match="folds"):
-        cl.out_of_fold(lambda a, b, c: None, np.zeros((10, 1)), np.zeros(10, dtype=int), folds=1)
+        confident_learning.out_of_fold(lambda a, b, c: None, np.zeros((10, 1)), np.zeros(10, dtype=int), folds=1)
     with pytest.raises(ValueError, match="same length"):
-        cl.out_of_fold(lambda a, b, c: None, np.zeros((10, 1)), np.zeros(9, dtype=int), folds=2)
+        confident_learning.out_of_fold(lambda a, b, c: None, np.zeros((10, 1)), np.zeros(9, dtype=int), folds=2)
     with pytest.raises(ValueError, match="same length"):
-        cl.out_of_fold(lambda a, b, c: None, np.zeros((3, 1)), np.zeros(3, dtype=int), folds=4)
+        confident_learning.out_of_fold(lambda a, b, c: None, np.zeros((3, 1)), np.zeros(3, dtype=int), folds=4)
+
+
+def test_results_have_the_documented_types():
+    assert np.issubdtype(confident_learning.confident_joint(PROBS_A, LABELS_A).dtype, np.integer)
+    assert confident_learning.find_label_issues(PROBS_A, LABELS_A).dtype == bool
+    assert confident_learning.disagreements(PROBS_A, LABELS_A).dtype == bool
+
+
+def test_rows_that_sum_to_one_within_rounding_are_accepted():
+    probs = np.array([[0.50003, 0.50002], [0.25, 0.75]])                  # first row sums to 1.00005
+    np.testing.assert_allclose(confident_learning.per_class_thresholds(probs, np.array([0, 1])), [0.50003, 0.75])
+
+
+def test_error_messages_name_the_allowed_values():
+    with pytest.raises(ValueError, match=r"^labels must have shape \(1,\), got \(2,\)$"):
+        confident_learning.disagreements(np.array([[0.5, 0.25, 0.25]]), np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"^labels must be integers in \[0, 2\]$"):
+        confident_learning.disagreements(np.array([[0.5, 0.25, 0.25]]), np.array([3]))
+    with pytest.raises(ValueError, match=r"^probs must be finite"):
+        confident_learning.disagreements(np.array([[0.7, 0.7]]), np.array([0]))
+    with pytest.raises(ValueError, match=r"^folds must be an integer in \[2, 50\]"):
+        confident_learning.out_of_fold(lambda a, b, c: None, np.zeros((60, 1)), np.zeros(60, dtype=int), folds=51)
+
+
+def test_out_of_fold_allows_one_example_per_fold():
+    x = np.arange(4, dtype=float)[:, None]
+    probs = confident_learning.out_of_fold(lambda a, b, c: np.stack([c[:, 0] / 4, 1 - c[:, 0] / 4], axis=1),
+                                          x, np.array([0, 1, 0, 1]), folds=4)
+    np.testing.assert_allclose(probs[:, 0] * 4, np.arange(4))
