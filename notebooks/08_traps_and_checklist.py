@@ -119,7 +119,7 @@ capstone.leak_figure(runs);
 # close. The claims: the random split overstates the future by a wide margin, by more than the time split
 # does (the control: same model, same data, only the split differs), and its validation is full of
 # near-twins while the time split's has almost none. Across seeds 0–4 we measured overstatements of
-# 0.09–0.17 at quick scale and 0.14–0.19 at full scale (random) against at most 0.05 either way (time), and
+# 0.09–0.17 at quick scale and 0.10–0.19 at full scale (random) against at most 0.05 either way (time), and
 # twin rates of about 15% against under 1%.
 
 # %%
@@ -453,8 +453,8 @@ claim("temperature scaling cuts the MLP's ECE on the future by more than 10%",
       ece[f"T = {temperature:.2f}"] / ece["before scaling"], "<", 0.9);
 
 # %% [markdown]
-# Across seeds 0–4 the MLP's temperature was 2.8–3.8 at quick scale and about 4.1–4.2 at full scale (longer
-# training makes it more over-confident), and scaling cut future ECE by 18–58% and 53–69%. What remains
+# Across seeds 0–4 the MLP's temperature was 2.7–3.8 at quick scale and 2.7–4.4 at full scale, and scaling
+# cut future ECE by 18–58% (quick) and 53–73% (full). What remains
 # comes from drift (new words, the shipping surge) and from incident copies, which stay confidently wrong at
 # any temperature.
 #
@@ -510,7 +510,7 @@ claim("batching 256 messages per call multiplies the MLP's throughput by more th
 
 # %% [markdown]
 # Across seeds 0–4 at both scales: 3.8x smaller, 2.1–2.3x the throughput at batch 256, 0.6x the speed at
-# batch 1, and batching alone 16–18x. On a CPU with other vector extensions the same code gives other
+# batch 1, and batching alone about 16–18x. On a CPU with other vector extensions the same code gives other
 # ratios (the int8 speed-up at batch 256 has been measured from about 2x to 7x on machines like these).
 
 # %% [markdown]
