@@ -7,12 +7,13 @@ wrong, and noisy phone transcripts. Every message can be printed as text.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from helpers.exercises import NOT_ATTEMPTED
-from helpers.scratch import confident_learning
+from helpers.scratch import confident_learning, word_vectors
 from helpers.validation import check_choice, check_float, check_int
 
 QUEUES = ("billing", "refund", "shipping", "technical", "account")
@@ -190,24 +191,30 @@ def features(messages: Messages, fit_rows: np.ndarray, words_only: bool = False)
     return np.concatenate(parts, axis=1)
 
 
-SPLITS = ("time", "random")
+SPLITS = ("time", "random", "group")
 
 
 def split(messages: Messages, kind: str = "time", seed: int = 0) -> dict[str, np.ndarray]:
     """Row indices of train, validation and test. Test is always the future (days 300-360).
 
     ``time`` trains on days before 240 and validates on days 240-300; ``random`` shuffles days 0-300 and
-    holds out a fifth, so copies from one incident land on both sides.
+    holds out a fifth, so copies from one incident land on both sides; ``group`` holds out a fifth of the
+    incidents and of the ordinary messages at random, each incident whole, so no incident is on both sides.
     """
     check_choice("kind", kind, SPLITS)
     past = np.flatnonzero(messages.day < VALIDATION_END)
     test = np.flatnonzero(messages.day >= VALIDATION_END)
     if kind == "time":
         train, validation = past[messages.day[past] < TRAIN_END], past[messages.day[past] >= TRAIN_END]
-    else:
+    elif kind == "random":
         shuffled = np.random.default_rng(seed).permutation(past)
         cut = int(round(0.8 * len(past)))
         train, validation = np.sort(shuffled[:cut]), np.sort(shuffled[cut:])
+    else:
+        group = np.where(messages.burst[past] >= 0, messages.burst[past], messages.burst.max() + 1 + past)
+        keys, member = np.unique(group, return_inverse=True)
+        held_out = np.random.default_rng(seed).uniform(size=len(keys)) < 0.2
+        train, validation = past[~held_out[member]], past[held_out[member]]
     return {"train": train, "validation": validation, "test": test}
 
 
@@ -268,11 +275,12 @@ def split_run(messages: Messages, kind: str, seed: int = 0) -> SplitRun:
     return SplitRun(kind, rows, x, model, float(validation), float(future), float(twins.mean()))
 
 
-def leak_figure(runs: dict[str, SplitRun], title: str = "What each split promised, and what the future delivered"):
-    """Grouped bars: validation accuracy and accuracy on the future (days 300-360) for each split."""
+def leak_figure(runs: Mapping[str, SplitRun], title: str = "What each split promised, and what the future delivered"):
+    """Grouped bars: validation accuracy and accuracy on the future (days 300-360) for each named run."""
     from helpers import plotting
 
-    fig, ax = plotting.figure(title, "how the past was split into training and validation", "accuracy (fraction)")
+    fig, ax = plotting.figure(title, "how the past was split into training and validation", "accuracy (fraction)",
+                              figsize=(max(6.4, 2.4 * len(runs)), 3.8))
     names = list(runs)
     positions = np.arange(len(names))
     for offset, (label, attribute, color) in zip((-0.2, 0.2), (
@@ -281,8 +289,7 @@ def leak_figure(runs: dict[str, SplitRun], title: str = "What each split promise
         values = [getattr(runs[name], attribute) for name in names]
         bars = ax.bar(positions + offset, values, 0.4, label=label, color=color)
         ax.bar_label(bars, fmt="%.2f", fontsize=8)
-    ax.set_xticks(positions, [f"{name} split\n(near-twins in validation: {runs[name].twin_rate:.0%})"
-                              for name in names])
+    ax.set_xticks(positions, [f"{name}\n({runs[name].twin_rate:.0%} near-twins)" for name in names])
     ax.set_ylim(0, 1.15)
     ax.legend(loc="upper center", ncols=2, bbox_to_anchor=(0.5, -0.22))
     return fig
@@ -298,35 +305,12 @@ def leak_explorer(burst_share: float = 0.25, copy_fidelity: float = 0.95, split_
     check_choice("split_kind", split_kind, SPLITS)
     messages = generate(EXPLORER_MESSAGES, seed, burst_share=burst_share, copy_fidelity=copy_fidelity)
     run = split_run(messages, split_kind, seed)
-    fig = leak_figure({split_kind: run}, title=f"{split_kind} split: validation vs the future")
+    fig = leak_figure({f"{split_kind} split": run}, title=f"{split_kind} split: validation vs the future")
     numbers = {"validation accuracy": run.validation_accuracy, "future accuracy": run.future_accuracy,
                "overstatement": run.overstatement, "validation near-twins": run.twin_rate}
     if burst_share == 0:
         numbers["note"] = "No incident bursts planted: any gap left comes from drift alone."
     return fig, numbers
-
-
-LABEL_DELAY_DAYS = 2 / 24      # a routed message gets its checked label about two hours later
-LOOKBACK_DAYS = 2.0
-
-
-def duplicate_lookup(messages: Messages, rows: np.ndarray, similarity: float = TWIN_SIMILARITY) -> np.ndarray:
-    """For each message in ``rows``: the recorded queue of its most similar already-labelled message
-    (labelled at least two hours earlier, within the last two days) if that similarity reaches
-    ``similarity``, else -1. Retrieval instead of a bigger model: incidents repeat themselves."""
-    check_float("similarity", similarity, 0.0, 1.0)
-    words = presence(messages)
-    words /= np.maximum(np.linalg.norm(words, axis=1, keepdims=True), 1e-12)
-    found = np.full(len(rows), -1)
-    for k, row in enumerate(rows):
-        earlier = slice(np.searchsorted(messages.day, messages.day[row] - LOOKBACK_DAYS),
-                        np.searchsorted(messages.day, messages.day[row] - LABEL_DELAY_DAYS))
-        if earlier.stop > earlier.start:
-            scores = words[earlier] @ words[row]
-            best = int(scores.argmax())
-            if scores[best] >= similarity:
-                found[k] = messages.given_queue[earlier.start + best]
-    return found
 
 
 def planted(messages: Messages) -> list[dict]:
@@ -360,9 +344,16 @@ class Audit:
     rows: np.ndarray            # the audited messages (days 0-300)
     probs: np.ndarray           # out-of-fold probabilities from a words-only model
     flagged: np.ndarray         # confident learning's flags
-    disagree: np.ndarray        # the baseline's flags
+    disagree: np.ndarray        # baseline: every disagreement between prediction and label
+    least_confident: np.ndarray  # baseline at an equal budget: the same number of lowest self-confidences
     joint: np.ndarray           # estimated joint of (given, true) queue
-    cleaned: np.ndarray         # given labels of every message, flagged ones replaced by the model's guess
+    cleaned: np.ndarray         # given labels of every message, confident learning's flags relabelled
+
+    def relabelled(self, messages: Messages, flags: np.ndarray) -> np.ndarray:
+        """Given labels of every message, the audited ones in ``flags`` replaced by the model's guess."""
+        labels = messages.given_queue.copy()
+        labels[self.rows[flags]] = self.probs[flags].argmax(axis=1)
+        return labels
 
     def quality(self, messages: Messages) -> list[dict]:
         """Precision and recall of each method against the planted truth."""
@@ -370,7 +361,8 @@ class Audit:
         return [{"method": name, "flagged": int(flags.sum()),
                  "precision": float((flags & wrong).sum() / max(flags.sum(), 1)),
                  "recall": float((flags & wrong).sum() / max(wrong.sum(), 1))}
-                for name, flags in (("confident learning", self.flagged), ("prediction disagrees", self.disagree))]
+                for name, flags in (("confident learning", self.flagged), ("prediction disagrees", self.disagree),
+                                    ("least self-confident, same budget", self.least_confident))]
 
 
 def audit_labels(messages: Messages, rows: np.ndarray, folds: int = 5, seed: int = 0) -> Audit:
@@ -387,26 +379,33 @@ def audit_labels(messages: Messages, rows: np.ndarray, folds: int = 5, seed: int
     cleaned = messages.given_queue.copy()
     cleaned[rows[flagged]] = probs[flagged].argmax(axis=1)
     return Audit(rows, probs, flagged, confident_learning.disagreements(probs, given),
+                 confident_learning.least_self_confident(probs, given, int(flagged.sum())),
                  confident_learning.estimate_joint(probs, given), cleaned)
 
 
-def check_thresholds(fn) -> bool:
-    """Exercise checker: ``fn(probs, labels)`` must return confident learning's per-class thresholds."""
-    from helpers.exercises import attempt, correct, wrong
+def label_noise_figure(audit: Audit, messages: Messages):
+    """Off-diagonal cells of the estimated (given, true) counts next to the counts actually planted."""
+    from helpers import plotting
 
-    rng = np.random.default_rng(1)
-    probs = rng.dirichlet(np.ones(4), size=50)
-    labels = rng.integers(0, 4, 50)
-    answer = attempt(fn, probs, labels, what="your thresholds function")
-    if answer is NOT_ATTEMPTED:
-        return False
-    expected = confident_learning.per_class_thresholds(probs, labels)
-    if np.shape(answer) != expected.shape:
-        return wrong(f"expected one threshold per class, shape {expected.shape}, got shape {np.shape(answer)}")
-    if not np.allclose(answer, expected, atol=1e-9):
-        return wrong(f"expected {np.round(expected, 3)}, got {np.round(np.asarray(answer, dtype=float), 3)}",
-                     "average probs[:, j] over the rows whose label is j, for each class j")
-    return correct(f"thresholds {np.round(expected, 3)}: the model's typical confidence in each class it labels")
+    fig, axes = plotting.figure("Which labels are wrong, and how they are wrong", "true queue", "given label",
+                                ncols=2, figsize=(10, 4.2))
+    planted_counts = np.zeros((len(QUEUES), len(QUEUES)))
+    np.add.at(planted_counts, (messages.given_queue[audit.rows], messages.true_queue[audit.rows]), 1)
+    off = ~np.eye(len(QUEUES), dtype=bool)
+    for ax, counts, title in ((axes[0], audit.joint * len(audit.rows), "estimated by confident learning"),
+                              (axes[1], planted_counts, "planted (known only here)")):
+        shown = np.where(off, counts, np.nan)
+        image = ax.imshow(shown, cmap="viridis", vmin=0, vmax=max(1.0, float(np.nanmax(shown))))
+        for (given, true), value in np.ndenumerate(shown):
+            ax.text(true, given, "" if np.isnan(value) else f"{value:.0f}", ha="center", va="center", fontsize=8,
+                    color="black" if value > 0.5 * np.nanmax(shown) else "white")
+        ax.set_xticks(range(len(QUEUES)), QUEUES, rotation=45)
+        ax.set_yticks(range(len(QUEUES)), QUEUES)
+        ax.set_title(title)
+        ax.grid(False)
+        fig.colorbar(image, ax=ax, label="messages")
+    axes[0].set_xlabel("true queue (estimated)")
+    return fig
 
 
 def segment_scores(messages: Messages, model, x: np.ndarray, rows: np.ndarray) -> dict[str, float]:
@@ -418,3 +417,74 @@ def segment_scores(messages: Messages, model, x: np.ndarray, rows: np.ndarray) -
     chat_refund = chat & (truth == QUEUES.index("refund")) & (messages.burst[rows] < 0)
     return {"chat-refund recall": float(np.mean(predicted[chat_refund] == truth[chat_refund])),
             "email and phone accuracy": float(np.mean(predicted[~chat] == truth[~chat]))}
+
+
+def relabelling(messages: Messages, audit: Audit, run: SplitRun) -> tuple[list[dict], dict[str, object]]:
+    """Retrain the time split's logistic regression on each version of the labels and score the future.
+
+    Versions: as recorded; confident learning's flags relabelled; every disagreement relabelled (the
+    control for "was confident learning needed?"); and as recorded without the channel feature (the
+    control for "is the fix the labels, or the feature the noise hides behind?"). Returns the table's rows
+    and the models by name.
+    """
+    train, test = run.rows["train"], run.rows["test"]
+    wrong = messages.given_queue != messages.true_queue
+    no_channel = run.x[:, :-len(CHANNELS)]                                  # the last columns are the channel
+    versions = {"as recorded": (run.x, messages.given_queue),
+                "confident learning's flags relabelled": (run.x, audit.cleaned),
+                "every disagreement relabelled": (run.x, audit.relabelled(messages, audit.disagree)),
+                "as recorded, channel left out": (no_channel, messages.given_queue)}
+    rows, fitted = [], {}
+    for name, (x, labels) in versions.items():
+        fitted[name] = run.model if name == "as recorded" else logistic_regression(x[train], labels[train])
+        changed = labels != messages.given_queue
+        rows.append({"labels": name, **segment_scores(messages, fitted[name], x, test),
+                     "labels changed": int(changed.sum()), "right labels overwritten": int((changed & ~wrong).sum())})
+    return rows, fitted
+
+
+def check_pruning(fn, messages: Messages, audit: Audit, run: SplitRun, relabelled_recall: float) -> bool:
+    """Exercise checker: ``fn(train_rows, flagged_rows)`` must return the training rows without the flagged
+    ones. If it does, train on them and compare chat-refund recall with relabelling's. Never raises."""
+    from helpers.exercises import attempt, correct, wrong
+
+    answer = attempt(fn, np.array([4, 7, 9, 12]), np.array([7, 12, 30]), what="your prune function")
+    if answer is NOT_ATTEMPTED:
+        return False
+    if not np.array_equal(np.sort(np.asarray(answer)), [4, 9]):
+        return wrong(f"prune([4, 7, 9, 12], [7, 12, 30]) should keep [4, 9], got {answer!r}",
+                     "keep the training rows that are not flagged: np.setdiff1d does it")
+    kept = np.asarray(fn(run.rows["train"], audit.rows[audit.flagged]))
+    model = logistic_regression(run.x[kept], messages.given_queue[kept])
+    recall = segment_scores(messages, model, run.x, run.rows["test"])["chat-refund recall"]
+    return correct(f"dropping {len(run.rows['train']) - len(kept)} flagged training messages gives chat-refund "
+                   f"recall {recall:.2f} on the future, against {relabelled_recall:.2f} after relabelling them. "
+                   f"Dropping removes the wrong evidence; relabelling also adds the right one.")
+
+
+def pretrained_stand_in(messages: Messages, run: SplitRun, labels: np.ndarray, baseline, corpus: Messages,
+                        dim: int = 24) -> list[dict]:
+    """Accuracy on the future's ordinary messages, all of them and those with words new since day 220, for
+    logistic regression on the vocabulary alone (``baseline``) and with each message's average word vector
+    appended, the vectors learned without labels (PPMI + SVD over dictionary words) from the ``corpus``
+    text of before day 240 (the control) or of the whole year: a stand-in for a pretrained encoder."""
+    train, test = run.rows["train"], run.rows["test"]
+    dictionary = presence(messages)[:, :len(WORDS)]
+    ordinary = messages.burst[test] < 0
+    new = ordinary & np.isin(messages.words[test], NEW_TABLE).any(axis=1)
+    truth = messages.true_queue[test]
+    rows = []
+    for name, corpus_rows in (("vocabulary only", None), ("+ vectors from text before day 240",
+                                                          np.flatnonzero(corpus.day < TRAIN_END)),
+                              ("+ vectors from the whole year's text", np.arange(len(corpus)))):
+        x, model = run.x, baseline
+        if corpus_rows is not None:
+            vectors = word_vectors.word_vectors(presence(corpus)[corpus_rows, :len(WORDS)], dim)   # (words, dim)
+            documents = word_vectors.document_vectors(dictionary, vectors).astype(np.float32)     # (n, dim)
+            x = np.concatenate([run.x, 3.0 * documents], axis=1)
+            model = logistic_regression(x[train], labels[train])
+        right = model.predict(x[test]) == truth
+        rows.append({"features": name, "accuracy, ordinary messages": float(right[ordinary].mean()),
+                     "accuracy, messages with new words": float(right[new].mean()), "messages with new words":
+                     int(new.sum())})
+    return rows

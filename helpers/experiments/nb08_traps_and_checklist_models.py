@@ -1,14 +1,12 @@
-"""Notebook 08, part 2: the models of the capstone, what they cost to serve, and how they are shipped.
+"""Notebook 08, part 2: the models of the capstone, what they cost to serve, and how one is chosen to ship.
 
 Everything here takes plain arrays (features, labels, row indices), so it does not depend on how the
 messages were generated: training the MLPs with checkpoints at every epoch, the product-cost table
-(quality, latency, throughput, size), the service-level rule that picks the model to ship, temperature
-scaling and per-segment confidence thresholds with a statistical bound, and the int8 copy.
+(quality, latency, throughput, size), the service-level rule that picks the model to ship, and the int8 copy.
 """
 from __future__ import annotations
 
 import copy
-import math
 import pickle
 import time
 import warnings
@@ -94,11 +92,18 @@ STOP_RULES = ("validation accuracy", "validation loss", "last epoch")
 
 
 def train_mlp(splits: Splits, width: int, epochs: int, lr: float, seed: int, dropout: float = 0.0,
-              weight_decay: float = 0.0, progress=None) -> Run:
+              weight_decay: float = 0.0, word_dropout: float = 0.0, progress=None) -> Run:
     """A two-hidden-layer MLP trained with Adam (AdamW when ``weight_decay`` > 0); the returned model
-    holds the weights of its best validation-accuracy epoch."""
+    holds the weights of its best validation-accuracy epoch.
+
+    ``dropout`` zeroes hidden units; ``word_dropout`` zeroes input features (words deleted at random from
+    each training message, an augmentation), survivors scaled by 1/(1-p) so evaluation needs no change.
+    """
+    check_float("word_dropout", word_dropout, 0.0, 0.9)
     torch.manual_seed(seed)
     model = models.mlp(splits.n_features, splits.n_classes, width=width, depth=2, dropout=dropout)
+    if word_dropout > 0:
+        model = nn.Sequential(nn.Dropout(word_dropout), model)
     snapshots = Snapshots()
     history = train.fit(model, splits, epochs=epochs, lr=lr, batch_size=BATCH_SIZE, weight_decay=weight_decay,
                         optimizer="adamw" if weight_decay > 0 else "adam", callbacks=[snapshots],
@@ -152,27 +157,39 @@ def quantize(model: nn.Module) -> nn.Module:
 
 @dataclass(frozen=True)
 class Served:
-    """A model as a service sees it: probabilities for a float32 batch, and bytes to store it."""
+    """A model as a service sees it: probabilities for a float32 batch, bytes to store it, and scores
+    whose softmax gives those probabilities (logits, for temperature scaling)."""
 
     name: str
     predict_proba: Callable[[np.ndarray], np.ndarray]
     size_bytes: int
+    logits: Callable[[np.ndarray], np.ndarray]
 
 
 def serve_torch(name: str, model: nn.Module) -> Served:
     """A copy of a PyTorch model served on the CPU, one thread, in inference mode."""
     model = copy.deepcopy(model).cpu().eval()
 
+    def scores(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).double().numpy()
+
     def predict_proba(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             return functional.softmax(model(torch.from_numpy(x)), dim=-1).numpy()
 
-    return Served(name, predict_proba, models.serialized_size(model))
+    return Served(name, predict_proba, models.serialized_size(model), scores)
 
 
 def serve_sklearn(name: str, model) -> Served:
-    """A scikit-learn model; its size is its pickle (a nearest-neighbour model pickles its data)."""
-    return Served(name, model.predict_proba, len(pickle.dumps(model)))
+    """A scikit-learn model; its size is its pickle (a nearest-neighbour model pickles its data). Its logits
+    are the decision function where it has one, else log-probabilities (softmax of log p gives back p)."""
+    def scores(x: np.ndarray) -> np.ndarray:
+        if hasattr(model, "decision_function"):
+            return np.asarray(model.decision_function(x), dtype=np.float64)
+        return np.log(np.clip(model.predict_proba(x), 1e-9, 1.0))
+
+    return Served(name, model.predict_proba, len(pickle.dumps(model)), scores)
 
 
 def call_times(fns: Mapping[str, Callable[[np.ndarray], object]], inputs: Sequence[np.ndarray],
@@ -199,13 +216,24 @@ def call_times(fns: Mapping[str, Callable[[np.ndarray], object]], inputs: Sequen
     return {name: np.array(values) for name, values in times.items()}
 
 
+P95 = "p95 ms (load-sensitive)"
+
+
 def cost_table(served: Sequence[Served], x_test: np.ndarray, labels: np.ndarray, n_classes: int,
-               single_calls: int = 200, batch_calls: int = 20, batch_size: int = 256) -> list[dict]:
-    """Quality and cost of each served model on the CPU: test accuracy and macro-F1, latency of one
-    message (median, 95th percentile and fastest call), throughput in batches of ``batch_size``, size."""
+               ordinary: np.ndarray | None = None, single_calls: int = 200, batch_calls: int = 20,
+               batch_size: int = 256) -> list[dict]:
+    """Quality and cost of each served model on the CPU: test accuracy (also on the ``ordinary`` rows alone,
+    when given) and macro-F1, latency of one message (median, 95th percentile and fastest call), throughput
+    in batches of ``batch_size``, size.
+
+    The 95th percentile of single calls on a shared machine measures the machine's other work as much as
+    the model: it is reported, but flagged, and the shipping rule does not use it.
+    """
     check_int("single_calls", single_calls, 5, 100_000)
     check_int("batch_calls", batch_calls, 1, 10_000)
     check_int("batch_size", batch_size, 2, 100_000)
+    if ordinary is not None and np.shape(ordinary) != np.shape(labels):
+        raise ValueError(f"ordinary must be a mask of shape {np.shape(labels)}, got {np.shape(ordinary)}")
     x_test = np.ascontiguousarray(x_test, dtype=np.float32)
     rng = np.random.default_rng(0)
     singles = [x_test[i:i + 1] for i in rng.integers(0, len(x_test), single_calls)]
@@ -215,51 +243,55 @@ def cost_table(served: Sequence[Served], x_test: np.ndarray, labels: np.ndarray,
     rows = []
     for model in served:
         predicted = model.predict_proba(x_test).argmax(axis=1)
-        rows.append({"model": model.name, "accuracy": float(np.mean(predicted == labels)),
-                     "macro-F1": macro_f1(predicted, labels, n_classes),
+        row = {"model": model.name, "accuracy": float(np.mean(predicted == labels))}
+        if ordinary is not None:
+            row["accuracy, ordinary messages"] = float(np.mean((predicted == labels)[np.asarray(ordinary, bool)]))
+        rows.append({**row, "macro-F1": macro_f1(predicted, labels, n_classes),
                      "p50 ms": 1e3 * float(np.median(one[model.name])),
-                     "p95 ms": 1e3 * float(np.percentile(one[model.name], 95)),
+                     P95: 1e3 * float(np.percentile(one[model.name], 95)),
                      "fastest ms": 1e3 * float(one[model.name].min()),
                      "messages/s at 256": batch_size / float(many[model.name].min()),
                      "size kB": model.size_bytes / 1e3})
     return rows
 
 
-def ship(table: Sequence[Mapping], p95_budget_ms: float, tolerance: float) -> tuple[str | None, str]:
-    """The service-level rule: among models whose p95 latency meets the budget, ship the cheapest one
-    (lowest median latency) whose macro-F1 is within ``tolerance`` of the best of them."""
-    check_float("p95_budget_ms", p95_budget_ms, 0.0, 1e6, lo_open=True)
+def ship(table: Sequence[Mapping], p50_budget_ms: float, tolerance: float) -> tuple[str | None, str]:
+    """The service-level rule: among models whose median single-message latency meets the budget, ship the
+    cheapest one (lowest median latency) whose macro-F1 is within ``tolerance`` of the best of them."""
+    check_float("p50_budget_ms", p50_budget_ms, 0.0, 1e6, lo_open=True)
     check_float("tolerance", tolerance, 0.0, 1.0)
-    fast = [row for row in table if row["p95 ms"] <= p95_budget_ms]
+    fast = [row for row in table if row["p50 ms"] <= p50_budget_ms]
     if not fast:
-        return None, f"no model answers 95% of single requests within {p95_budget_ms:g} ms"
+        return None, f"no model answers half of single requests within {p50_budget_ms:g} ms"
     best = max(row["macro-F1"] for row in fast)
     good = [row for row in fast if row["macro-F1"] >= best - tolerance]
     chosen = min(good, key=lambda row: row["p50 ms"])
-    return chosen["model"], (f"{len(fast)} of {len(table)} models meet p95 <= {p95_budget_ms:g} ms; "
+    return chosen["model"], (f"{len(fast)} of {len(table)} models meet p50 <= {p50_budget_ms:g} ms; "
                              f"{chosen['model']} is the cheapest within {tolerance:g} macro-F1 of the best of them")
 
 
-def ship_explorer(p95_budget_ms: float = 1.0, tolerance: float = 0.01, table: Sequence[Mapping] = ()):
+def ship_explorer(p50_budget_ms: float = 0.25, tolerance: float = 0.01, table: Sequence[Mapping] = ()):
     """Explorer: a latency budget and a quality tolerance decide which model of the cost table ships."""
     from helpers import plotting
 
     if not table:
         raise ValueError("table must hold the rows of cost_table")
-    shipped, reason = ship(table, p95_budget_ms, tolerance)
+    shipped, reason = ship(table, p50_budget_ms, tolerance)
     fig, ax = plotting.figure("Which model ships under the service-level rule",
-                              "p95 latency of one message on this CPU (ms, log scale)", "macro-F1 on the future")
+                              "median latency of one message on this CPU (ms, log scale; bar to p95)",
+                              "macro-F1 on the future")
     colors = {"ships": plotting.PALETTE[2], "meets the budget": plotting.PALETTE[0], "too slow": "#999999"}
     for number, row in enumerate(table, start=1):
         status = ("ships" if row["model"] == shipped else
-                  "meets the budget" if row["p95 ms"] <= p95_budget_ms else "too slow")
-        ax.scatter(row["p95 ms"], row["macro-F1"], s=120 if status == "ships" else 40, color=colors[status],
+                  "meets the budget" if row["p50 ms"] <= p50_budget_ms else "too slow")
+        ax.plot([row["p50 ms"], row[P95]], [row["macro-F1"]] * 2, color=colors[status], lw=1, alpha=0.6)
+        ax.scatter(row["p50 ms"], row["macro-F1"], s=120 if status == "ships" else 40, color=colors[status],
                    zorder=3, label=f"{number}. {row['model']} ({status})")
-        ax.annotate(str(number), (row["p95 ms"], row["macro-F1"]), textcoords="offset points", xytext=(5, 4),
+        ax.annotate(str(number), (row["p50 ms"], row["macro-F1"]), textcoords="offset points", xytext=(5, 4),
                     fontsize=8)
-    ax.axvline(p95_budget_ms, color="black", ls=":", lw=1, label="latency budget")
+    ax.axvline(p50_budget_ms, color="black", ls=":", lw=1, label="latency budget")
     ax.set_xscale("log")
-    latencies = [row["p95 ms"] for row in table] + [p95_budget_ms]
+    latencies = [row["p50 ms"] for row in table] + [row[P95] for row in table] + [p50_budget_ms]
     ax.set_xlim(min(latencies) / 2, max(latencies) * 2)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, fontsize=8)
     scores = [row["macro-F1"] for row in table]
@@ -267,139 +299,88 @@ def ship_explorer(p95_budget_ms: float = 1.0, tolerance: float = 0.01, table: Se
     ax.set_ylim(min(min(scores), middle - 0.1) - 0.02, max(max(scores), middle + 0.1) + 0.02)
     numbers = {"ships": shipped or "nothing", "why": reason}
     if shipped is None:
-        numbers["note"] = f"No model meets a p95 budget of {p95_budget_ms:g} ms: relax it or make a model cheaper."
+        numbers["note"] = f"No model meets a median budget of {p50_budget_ms:g} ms: relax it or make a model cheaper."
     return fig, numbers
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Probabilities from logits divided by ``temperature`` (rows sum to 1)."""
-    scaled = np.asarray(logits, dtype=np.float64) / temperature
-    scaled -= scaled.max(axis=1, keepdims=True)
-    exp = np.exp(scaled)
-    return exp / exp.sum(axis=1, keepdims=True)
+LABEL_DELAY_DAYS = 2 / 24      # a routed message gets its checked label about two hours later
+LOOKBACK_DAYS = 2.0
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature T that minimises the negative log-likelihood of ``labels`` under softmax(logits / T)."""
-    from scipy.optimize import minimize_scalar
-
-    logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels)
-
-    def nll(log_temperature: float) -> float:
-        probs = softmax(logits, math.exp(log_temperature))
-        return -float(np.mean(np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-300))))
-
-    return math.exp(minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded").x)
-
-
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
-    """ECE: the gap between confidence and accuracy, averaged over equal-width confidence bins by their size."""
-    check_int("bins", bins, 1, 1000)
-    confidence, predicted = probs.max(axis=1), probs.argmax(axis=1)
-    which = np.minimum((confidence * bins).astype(int), bins - 1)
-    gap = 0.0
-    for b in range(bins):
-        inside = which == b
-        if inside.any():
-            gap += inside.mean() * abs(np.mean(predicted[inside] == labels[inside]) - confidence[inside].mean())
-    return float(gap)
+def duplicate_lookup(day: np.ndarray, words: np.ndarray, labels: np.ndarray, rows: np.ndarray,
+                     similarity: float = 0.8) -> np.ndarray:
+    """For each message in ``rows``: the recorded label of its most similar already-labelled message
+    (labelled at least two hours earlier, within the last two days) if the cosine similarity of their
+    ``words`` reaches ``similarity``, else -1. ``day`` must be sorted. It reads labels recorded after any
+    model was trained: retrieval of fresh labels, not a better reading of the words."""
+    check_float("similarity", similarity, 0.0, 1.0)
+    if np.any(np.diff(day) < 0) or len(words) != len(day) or len(labels) != len(day):
+        raise ValueError("day must be sorted, and words and labels must have one row per day")
+    unit = words / np.maximum(np.linalg.norm(words, axis=1, keepdims=True), 1e-12)
+    found = np.full(len(rows), -1)
+    for k, row in enumerate(rows):
+        earlier = slice(np.searchsorted(day, day[row] - LOOKBACK_DAYS),
+                        np.searchsorted(day, day[row] - LABEL_DELAY_DAYS))
+        if earlier.stop > earlier.start:
+            scores = unit[earlier] @ unit[row]                               # (earlier messages,)
+            best = int(scores.argmax())
+            if scores[best] >= similarity:
+                found[k] = labels[earlier.start + best]
+    return found
 
 
-ROUTING_RULES = ("point estimate", "Wilson lower bound")
-
-
-def wilson_lower(successes: np.ndarray, trials: np.ndarray, z: float = 1.96) -> np.ndarray:
-    """Wilson's (1927) lower confidence bound on a success rate: 95% sure the true rate is above it (z=1.96).
-
-    With few trials it sits well below the observed rate; with many it approaches it.
-    """
-    successes, trials = np.asarray(successes, dtype=float), np.asarray(trials, dtype=float)
-    if np.any(trials <= 0) or np.any(successes < 0) or np.any(successes > trials):
-        raise ValueError("trials must be positive and successes must lie in [0, trials]")
-    rate = successes / trials
-    centre = rate + z**2 / (2 * trials)
-    margin = z * np.sqrt(rate * (1 - rate) / trials + z**2 / (4 * trials**2))
-    return (centre - margin) / (1 + z**2 / trials)
-
-
-def routing_threshold(confidence: np.ndarray, correct: np.ndarray, target: float, rule: str) -> float:
-    """The lowest confidence at which messages are routed automatically, chosen on validation so that the
-    routed messages' accuracy (``rule``: its point estimate or its Wilson lower bound) reaches ``target``.
-    Infinite when no threshold does: every message goes to a person."""
-    check_float("target", target, 0.0, 1.0)
-    check_choice("rule", rule, ROUTING_RULES)
-    if len(confidence) == 0:
-        return math.inf
-    order = np.argsort(-np.asarray(confidence), kind="stable")
-    routed = np.arange(1, len(order) + 1)                                     # route the k most confident
-    right = np.cumsum(np.asarray(correct, dtype=float)[order])
-    accuracy = right / routed if rule == "point estimate" else wilson_lower(right, routed)
-    passing = np.flatnonzero(accuracy >= target)
-    return float(np.asarray(confidence)[order][passing.max()]) if passing.size else math.inf
-
-
-def segment_routing(validation: Mapping[str, np.ndarray], test: Mapping[str, np.ndarray], segments: Sequence[str],
-                    target: float, rule: str) -> list[dict]:
-    """Per-segment thresholds chosen on ``validation`` and what they do on ``test``.
-
-    Each mapping holds ``confidence``, ``correct`` (bool) and ``segment`` (index into ``segments``).
-    """
+def lookup_table(predicted: np.ndarray, found: np.ndarray, truth: np.ndarray, copies: np.ndarray,
+                 n_classes: int) -> list[dict]:
+    """Per population (all, incident copies, ordinary): the share the lookup answers, and accuracy and
+    macro-F1 of the model alone and with the lookup's answer wherever it has one."""
+    combined = np.where(found >= 0, found, predicted)
     rows = []
-    for k, name in enumerate(segments):
-        mine = validation["segment"] == k
-        threshold = routing_threshold(validation["confidence"][mine], validation["correct"][mine], target, rule)
-        later = test["segment"] == k
-        routed = later & (test["confidence"] >= threshold)
-        rows.append({"segment": name, "rule": rule, "threshold": threshold,
-                     "validation messages": int(mine.sum()),
-                     "coverage": float(routed.sum() / max(later.sum(), 1)),
-                     "routed accuracy": float(test["correct"][routed].mean()) if routed.any() else math.nan,
-                     "misrouted": int((routed & ~test["correct"]).sum())})
+    for name, mask in (("all messages", np.ones_like(copies, dtype=bool)), ("incident copies", copies),
+                       ("ordinary messages", ~copies)):
+        rows.append({"population": name, "messages": int(mask.sum()),
+                     "answered by the lookup": float(np.mean(found[mask] >= 0)),
+                     "accuracy, model": float(np.mean(predicted[mask] == truth[mask])),
+                     "accuracy, model + lookup": float(np.mean(combined[mask] == truth[mask])),
+                     "macro-F1, model": macro_f1(predicted[mask], truth[mask], n_classes),
+                     "macro-F1, model + lookup": macro_f1(combined[mask], truth[mask], n_classes)})
     return rows
 
 
-def stopping_figure(run: Run, losses: Mapping[str, np.ndarray]):
-    """Left: validation loss per epoch, over all messages, incident copies and ordinary messages.
-    Right: validation accuracy, with the epochs each stopping rule keeps."""
+def stopping_figure(run: Run, losses: Mapping[str, np.ndarray], future_f1: Mapping[str, float]):
+    """Left: validation loss per epoch, over all messages, incident copies and ordinary messages (log scale).
+    Right: validation accuracy after training starts, with the epoch each stopping rule keeps and the
+    macro-F1 on the future of the weights it keeps (``future_f1``, by rule)."""
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+
     from helpers import plotting
 
     fig, (left, right) = plotting.figure("What early stopping watches", "epoch", "validation cross-entropy (nats)",
-                                         ncols=2, figsize=(10, 3.8))
+                                         ncols=2, figsize=(10, 4.0))
     epochs = run.history.epoch
     for (name, label), color in zip((("all", "all messages"), ("True", "incident copies"),
                                      ("False", "ordinary messages")), plotting.PALETTE):
         left.plot(epochs, losses[name], color=color, label=label)
-    right.plot(epochs, run.history.val_acc, color=plotting.PALETTE[0], label="validation accuracy")
+    right.plot(epochs[1:], run.history.val_acc[1:], "o-", color=plotting.PALETTE[0], ms=3,
+               label="validation accuracy")
     right.set_ylabel("validation accuracy (fraction)")
+    trained = np.asarray(run.history.val_acc[1:])
+    low, high = float(trained.min()), float(trained.max())
+    pad = max(0.0, 0.1 - (high - low)) / 2                                   # a span of at least 0.1
+    right.set_ylim(low - pad - 0.01, high + pad + 0.02)
     for rule, style in (("validation loss", "--"), ("validation accuracy", ":")):
+        epoch = run.epoch_by(rule)
         for ax in (left, right):
-            ax.axvline(run.epoch_by(rule), color="black", ls=style, lw=1,
-                       label=f"kept by {rule}" if ax is right else None)
+            ax.axvline(epoch, color="black", ls=style, lw=1, label=f"kept by {rule}")
+        right.annotate(f"future macro-F1 {future_f1[rule]:.3f}", (epoch, run.history.val_acc[epoch]),
+                       xytext=(6, -14 if rule == "validation loss" else 8), textcoords="offset points", fontsize=8)
     left.set_yscale("log")
+    ticks = [t for t in (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50)
+             if min(map(np.min, losses.values())) / 1.5 <= t <= 1.5 * max(map(np.max, losses.values()))]
+    left.yaxis.set_major_locator(FixedLocator(ticks))
+    left.yaxis.set_minor_locator(NullLocator())
+    left.yaxis.set_major_formatter(ScalarFormatter())
     left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=3, fontsize=8)
     right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=2, fontsize=8)
-    right.set_ylim(0, 1)
-    return fig
-
-
-def reliability_figure(curves: Mapping[str, np.ndarray], labels: np.ndarray, bins: int = 10):
-    """Accuracy against confidence in equal-width bins (those with at least 10 messages) for each named set
-    of probabilities."""
-    from helpers import plotting
-
-    fig, ax = plotting.figure("Reliability on the future (days 300-360)", "confidence (top probability)",
-                              "accuracy in the bin (fraction)")
-    ax.plot([0, 1], [0, 1], color="black", ls=":", lw=1, label="perfect calibration")
-    edges = np.linspace(0, 1, bins + 1)
-    for (name, probs), color in zip(curves.items(), plotting.PALETTE):
-        confidence, right = probs.max(axis=1), probs.argmax(axis=1) == labels
-        which = np.clip(np.digitize(confidence, edges) - 1, 0, bins - 1)
-        filled = [b for b in range(bins) if np.sum(which == b) >= 10]          # bins with a few messages are noise
-        ax.plot([confidence[which == b].mean() for b in filled], [right[which == b].mean() for b in filled],
-                "o-", color=color, label=f"{name} (ECE {expected_calibration_error(probs, labels):.3f})")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.legend(loc="lower right", fontsize=8)
     return fig
 
 

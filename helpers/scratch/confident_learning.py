@@ -14,8 +14,10 @@ did not train on it, e.g. cross-validation). Three steps:
    labelled ``i`` with the largest margin ``p_j - p_i``: the estimated number of errors, the most
    suspicious first.
 
-The baseline it beats is :func:`disagreements`: flag every example whose arg-max prediction differs
-from its label, which also flags every example the model simply gets wrong.
+The baselines it is compared with: :func:`disagreements` flags every example whose arg-max prediction
+differs from its label, which also flags every example the model simply gets wrong; and
+:func:`least_self_confident` flags a fixed number of examples, those whose given label gets the lowest
+predicted probability (the fair comparison at an equal budget of flags).
 """
 from __future__ import annotations
 
@@ -99,6 +101,16 @@ def disagreements(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The baseline: flag every example whose most probable class is not its label."""
     probs, labels = _check(probs, labels)
     return probs.argmax(axis=1) != labels
+
+
+def least_self_confident(probs: np.ndarray, labels: np.ndarray, budget: int) -> np.ndarray:
+    """The equal-budget baseline: flag the ``budget`` examples whose given label has the lowest probability."""
+    probs, labels = _check(probs, labels)
+    check_int("budget", budget, 0, len(labels))
+    self_confidence = probs[np.arange(len(labels)), labels]                  # (n,)
+    flagged = np.zeros(len(labels), dtype=bool)
+    flagged[np.argsort(self_confidence, kind="stable")[:budget]] = True
+    return flagged
 
 
 def out_of_fold(fit_predict, x: np.ndarray, labels: np.ndarray, folds: int = 5, seed: int = 0) -> np.ndarray:

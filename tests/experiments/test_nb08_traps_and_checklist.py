@@ -82,14 +82,25 @@ def test_presence_marks_each_word_once(messages):
 
 def test_splits_partition_the_past_and_test_on_the_future(messages):
     time_rows, random_rows = capstone.split(messages, "time"), capstone.split(messages, "random", seed=3)
+    group_rows = capstone.split(messages, "group", seed=3)
     past = np.flatnonzero(messages.day < capstone.VALIDATION_END)
-    for rows in (time_rows, random_rows):
+    for rows in (time_rows, random_rows, group_rows):
         assert np.array_equal(np.sort(np.concatenate([rows["train"], rows["validation"]])), past)
         assert np.all(messages.day[rows["test"]] >= capstone.VALIDATION_END)
     assert messages.day[time_rows["train"]].max() < capstone.TRAIN_END <= messages.day[time_rows["validation"]].min()
     assert len(random_rows["validation"]) == len(past) - round(0.8 * len(past))
     with pytest.raises(ValueError, match="kind"):
         capstone.split(messages, "shuffled")
+
+
+def test_the_group_split_keeps_every_incident_on_one_side(messages):
+    rows = capstone.split(messages, "group", seed=1)
+    train_incidents = set(messages.burst[rows["train"]]) - {-1}
+    validation_incidents = set(messages.burst[rows["validation"]]) - {-1}
+    assert train_incidents and validation_incidents and not train_incidents & validation_incidents
+    share = len(rows["validation"]) / (len(rows["train"]) + len(rows["validation"]))
+    assert 0.12 < share < 0.28
+    assert not np.array_equal(rows["validation"], capstone.split(messages, "group", seed=2)["validation"])
 
 
 def test_cosine_nearest_by_hand():
@@ -102,7 +113,7 @@ def test_cosine_nearest_by_hand():
 
 def test_the_random_split_leaks_near_twins_and_overstates(messages):
     runs = {kind: capstone.split_run(messages, kind) for kind in capstone.SPLITS}
-    assert runs["random"].twin_rate > 0.08 > 0.03 > runs["time"].twin_rate
+    assert runs["random"].twin_rate > 0.08 > 0.03 > max(runs["time"].twin_rate, runs["group"].twin_rate)
     assert runs["random"].overstatement > runs["time"].overstatement
     assert runs["random"].overstatement == pytest.approx(
         runs["random"].validation_accuracy - runs["random"].future_accuracy)
@@ -117,20 +128,6 @@ def test_leak_explorer_answers_with_a_figure_numbers_and_a_note():
         capstone.leak_explorer(split_kind="other")
 
 
-def test_duplicate_lookup_finds_labelled_copies_only_after_the_delay(messages):
-    rows = np.flatnonzero(messages.day >= capstone.VALIDATION_END)
-    found = capstone.duplicate_lookup(messages, rows, similarity=0.8)
-    hits = found >= 0
-    assert 0.05 < hits.mean() < 0.3
-    assert np.mean(found[hits] == messages.true_queue[rows][hits]) > 0.95
-    strict = capstone.duplicate_lookup(messages, rows, similarity=1.0)
-    assert (strict >= 0).sum() <= hits.sum()
-    first = rows[0]
-    assert capstone.duplicate_lookup(messages, np.array([first]), similarity=0.0)[0] >= 0
-    with pytest.raises(ValueError, match="similarity"):
-        capstone.duplicate_lookup(messages, rows, similarity=1.5)
-
-
 def test_audit_flags_the_planted_errors_and_cleans_only_flagged_labels(messages):
     past = np.flatnonzero(messages.day < capstone.VALIDATION_END)
     audit = capstone.audit_labels(messages, past, folds=3, seed=0)
@@ -139,7 +136,65 @@ def test_audit_flags_the_planted_errors_and_cleans_only_flagged_labels(messages)
     assert set(changed) <= set(past[audit.flagged])
     quality = {row["method"]: row for row in audit.quality(messages)}
     assert quality["confident learning"]["precision"] > quality["prediction disagrees"]["precision"]
+    same_budget = quality["least self-confident, same budget"]
+    assert same_budget["flagged"] == quality["confident learning"]["flagged"]
     assert audit.joint.sum() == pytest.approx(1.0)
+    np.testing.assert_array_equal(audit.relabelled(messages, audit.flagged), audit.cleaned)
+    relabelled = audit.relabelled(messages, audit.disagree)
+    assert np.array_equal(relabelled[past[audit.disagree]], audit.probs[audit.disagree].argmax(axis=1))
+    assert np.array_equal(relabelled[past[~audit.disagree]], messages.given_queue[past[~audit.disagree]])
+
+
+@pytest.fixture(scope="module")
+def audited(messages):
+    run = capstone.split_run(messages, "time")
+    past = np.concatenate([run.rows["train"], run.rows["validation"]])
+    return run, capstone.audit_labels(messages, past, folds=3, seed=0)
+
+
+def test_relabelling_table_has_every_control(messages, audited):
+    run, audit = audited
+    rows, fitted = capstone.relabelling(messages, audit, run)
+    assert [row["labels"] for row in rows] == ["as recorded", "confident learning's flags relabelled",
+                                               "every disagreement relabelled", "as recorded, channel left out"]
+    assert fitted["as recorded"] is run.model
+    assert fitted["as recorded, channel left out"].n_features_in_ == run.x.shape[1] - len(capstone.CHANNELS)
+    assert rows[0]["labels changed"] == 0 == rows[3]["labels changed"]
+    assert rows[1]["labels changed"] == int((audit.cleaned != messages.given_queue).sum())
+    assert rows[2]["right labels overwritten"] > rows[1]["right labels overwritten"]
+    assert rows[1]["chat-refund recall"] > rows[0]["chat-refund recall"]
+
+
+def test_pruning_checker_never_raises_and_trains_on_what_is_kept(messages, audited, capsys):
+    run, audit = audited
+    assert capstone.check_pruning(np.setdiff1d, messages, audit, run, 0.9)
+    assert not capstone.check_pruning(lambda rows, flagged: (_ for _ in ()).throw(NotImplementedError()),
+                                      messages, audit, run, 0.9)
+    assert not capstone.check_pruning(lambda rows, flagged: rows, messages, audit, run, 0.9)
+    assert not capstone.check_pruning(lambda rows, flagged: 1 / 0, messages, audit, run, 0.9)
+    output = capsys.readouterr().out
+    assert "Correct" in output and "Not attempted" in output and "Not quite" in output
+    assert "after relabelling them" in output
+
+
+def test_label_noise_figure_shows_off_diagonal_cells_only(messages, audited):
+    _, audit = audited
+    fig = capstone.label_noise_figure(audit, messages)
+    texts = [text.get_text() for text in fig.axes[1].texts]
+    assert len(texts) == len(capstone.QUEUES) ** 2 and texts[0] == ""             # the diagonal is blank
+    planted_errors = int((messages.given_queue[audit.rows] != messages.true_queue[audit.rows]).sum())
+    assert sum(int(text) for text in texts if text) == planted_errors
+
+
+def test_pretrained_stand_in_reports_each_feature_set(messages, audited):
+    run, _ = audited
+    baseline = capstone.logistic_regression(run.x[run.rows["train"]], messages.given_queue[run.rows["train"]])
+    corpus = capstone.generate(3000, seed=7)
+    rows = capstone.pretrained_stand_in(messages, run, messages.given_queue, baseline, corpus, dim=8)
+    assert [row["features"] for row in rows] == ["vocabulary only", "+ vectors from text before day 240",
+                                                 "+ vectors from the whole year's text"]
+    assert all(0.5 < row["accuracy, ordinary messages"] <= 1 for row in rows)
+    assert rows[0]["messages with new words"] > 50
 
 
 def test_segment_scores_and_planted_table(messages):
@@ -152,15 +207,3 @@ def test_segment_scores_and_planted_table(messages):
     assert len(capstone.planted(messages)) == 5
     with pytest.raises(ValueError, match="strength"):
         capstone.logistic_regression(x[:10], messages.true_queue[:10], strength=0.0)
-
-
-def test_threshold_checker_never_raises(capsys):
-    from helpers.scratch import confident_learning
-
-    assert capstone.check_thresholds(confident_learning.per_class_thresholds)
-    assert not capstone.check_thresholds(lambda probs, labels: (_ for _ in ()).throw(NotImplementedError()))
-    assert not capstone.check_thresholds(lambda probs, labels: probs.mean(axis=0))
-    assert not capstone.check_thresholds(lambda probs, labels: [0.5])
-    assert not capstone.check_thresholds(lambda probs, labels: 1 / 0)
-    output = capsys.readouterr().out
-    assert "Correct" in output and "Not attempted" in output and "Not quite" in output

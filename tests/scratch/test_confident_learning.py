@@ -84,6 +84,26 @@ def test_disagreements_flag_every_arg_max_that_differs_from_the_label():
                                   [False, False, True, False, True, False])
 
 
+def test_least_self_confident_flags_the_lowest_probabilities_of_the_given_labels():
+    # Self-confidence of case A: 0.75, 0.5, 0.25, 0.75, 0.3125, 0.75.
+    np.testing.assert_array_equal(confident_learning.least_self_confident(PROBS_A, LABELS_A, 2),
+                                  [False, False, True, False, True, False])
+    np.testing.assert_array_equal(confident_learning.least_self_confident(PROBS_A, LABELS_A, 3),
+                                  [False, True, True, False, True, False])
+    assert not confident_learning.least_self_confident(PROBS_A, LABELS_A, 0).any()
+    assert confident_learning.least_self_confident(PROBS_A, LABELS_A, 6).all()
+    # Ties (0.75 three times) are broken by position, so the budget is met exactly.
+    assert confident_learning.least_self_confident(PROBS_A, LABELS_A, 4).tolist() == [
+        True, True, True, False, True, False]
+
+
+def test_least_self_confident_refuses_a_budget_beyond_the_data():
+    with pytest.raises(ValueError, match="budget"):
+        confident_learning.least_self_confident(PROBS_A, LABELS_A, 7)
+    with pytest.raises(ValueError, match="budget"):
+        confident_learning.least_self_confident(PROBS_A, LABELS_A, -1)
+
+
 def test_out_of_fold_never_scores_an_example_with_a_model_that_saw_it():
     x = np.arange(20, dtype=float)[:, None]
     labels = np.arange(20) % 2
