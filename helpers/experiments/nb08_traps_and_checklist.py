@@ -464,7 +464,7 @@ def check_pruning(fn, messages: Messages, audit: Audit, run: SplitRun, relabelle
 
 def pretrained_stand_in(messages: Messages, run: SplitRun, labels: np.ndarray, baseline, corpus: Messages,
                         dim: int = 24) -> list[dict]:
-    """Accuracy on the future's ordinary messages, all of them and those with words new since day 220, for
+    """Accuracy on the future's ordinary messages with words new since day 220 and on the other ones, for
     logistic regression on the vocabulary alone (``baseline``) and with each message's average word vector
     appended, the vectors learned without labels (PPMI + SVD over dictionary words) from the ``corpus``
     text of before day 240 (the control) or of the whole year: a stand-in for a pretrained encoder."""
@@ -484,7 +484,7 @@ def pretrained_stand_in(messages: Messages, run: SplitRun, labels: np.ndarray, b
             x = np.concatenate([run.x, 3.0 * documents], axis=1)
             model = logistic_regression(x[train], labels[train])
         right = model.predict(x[test]) == truth
-        rows.append({"features": name, "accuracy, ordinary messages": float(right[ordinary].mean()),
-                     "accuracy, messages with new words": float(right[new].mean()), "messages with new words":
-                     int(new.sum())})
+        rows.append({"features": name, "accuracy, messages with new words": float(right[new].mean()),
+                     "accuracy, other ordinary messages": float(right[ordinary & ~new].mean()),
+                     "messages with new words": int(new.sum())})
     return rows

@@ -63,7 +63,8 @@ class Facts:
     accuracy_epoch: int              # epoch of best validation accuracy
     regularizer_change: float        # largest |macro-F1 change| from dropout, weight decay or word dropout
     pretrained_gain: float           # accuracy on future messages with new words added by year-trained vectors
-    pretrained_control_gain: float   # ... by vectors trained on text before day 240 only
+    pretrained_other_gain: float     # ... on the other ordinary messages
+    pretrained_control_gain: float   # ... on messages with new words by vectors from text before day 240 only
 
 
 def points(value: float) -> str:
@@ -138,8 +139,9 @@ def follow_ups(facts: Facts) -> list[str]:
         f"future by {points(facts.threshold_miss)}.",
         f"So retrieval beats a bigger model? Not as such: the lookup added {facts.lookup_gain:+.3f} macro-F1 by "
         f"reading labels recorded during the future, which no trained model had seen.",
-        f"Would a foundation model help? Only where the words are new: vectors learned from a year of unlabelled "
-        f"text added {points(facts.pretrained_gain)} on messages with new words (vectors from older text: "
+        f"Would a foundation model help? Only where the labelled data lacks the words: vectors learned from a year "
+        f"of unlabelled text added {points(facts.pretrained_gain)} on messages with new words and "
+        f"{points(facts.pretrained_other_gain)} on the others (vectors from older text: "
         f"{points(facts.pretrained_control_gain)}), and nothing can add the incident owner.",
     ]
 
@@ -384,7 +386,8 @@ def short_answers(facts: Facts) -> list[str]:
         f"Cheaper to serve? int8 was {facts.int8_size_ratio:.1f}x smaller and {facts.int8_speedup_batch:.1f}x "
         f"faster in batches of 256 but slower one at a time. Rule: measure at the batch size you will serve.",
         f"A foundation model? Vectors learned from unlabelled text added {points(facts.pretrained_gain)} on "
-        f"messages with new words; the shipped model's misses are mostly incident copies "
+        f"messages with new words ({points(facts.pretrained_other_gain)} elsewhere); the shipped model's misses "
+        f"are mostly incident copies "
         f"({facts.copies_accuracy:.0%} right), which no encoder can fix. Rule: pay for one when the errors come "
         f"from language the labelled data lacks.",
     ]

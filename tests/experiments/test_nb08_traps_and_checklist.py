@@ -193,7 +193,8 @@ def test_pretrained_stand_in_reports_each_feature_set(messages, audited):
     rows = capstone.pretrained_stand_in(messages, run, messages.given_queue, baseline, corpus, dim=8)
     assert [row["features"] for row in rows] == ["vocabulary only", "+ vectors from text before day 240",
                                                  "+ vectors from the whole year's text"]
-    assert all(0.5 < row["accuracy, ordinary messages"] <= 1 for row in rows)
+    assert all(0.5 < row["accuracy, other ordinary messages"] <= 1 for row in rows)
+    assert all(0.5 < row["accuracy, messages with new words"] <= 1 for row in rows)
     assert rows[0]["messages with new words"] > 50
 
 

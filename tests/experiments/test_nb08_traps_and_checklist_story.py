@@ -17,7 +17,7 @@ FACTS = story.Facts(
     int8_speedup_single=0.6, temperature=2.9, temperature_ordinary=1.1, temperature_copies=12.0,
     ece_ordinary=0.15, ece_ordinary_own=0.03, copies_share=0.26, copies_accuracy=0.31, ordinary_accuracy=0.9,
     lookup_gain=0.11, threshold_miss=0.07, threshold_miss_same_period=0.05, loss_epoch=2, accuracy_epoch=9,
-    regularizer_change=0.01, pretrained_gain=0.03, pretrained_control_gain=0.005)
+    regularizer_change=0.01, pretrained_gain=0.03, pretrained_other_gain=0.002, pretrained_control_gain=0.005)
 
 
 def test_resume_bullet_carries_the_measured_numbers():
@@ -46,6 +46,7 @@ def test_follow_ups_answer_with_the_controls():
     assert "88% against 90%" in answers[0] and "41%" in answers[0] and "27%" in answers[0]
     assert "0 points" in answers[1] and "12.0" in answers[2] and "0.150 instead of 0.030" in answers[2]
     assert "5 points" in answers[3] and "+0.110" in answers[4] and "3 points" in answers[5]
+    assert "0 points on the others" in answers[5] and "older text: 0 points" in answers[5]
 
 
 def test_symptoms_table_puts_both_populations_side_by_side():
