@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from helpers import calibration
+from helpers.scratch import calibration
 from helpers.validation import check_choice, check_float, check_int
 
 
@@ -32,7 +32,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def ece(probs: np.ndarray, labels: np.ndarray) -> float:
-    """Expected calibration error with 15 equal-width bins (:func:`helpers.calibration.expected_calibration_error`)."""
+    """Top-label ECE with 15 equal-width bins (:func:`helpers.scratch.calibration.expected_calibration_error`)."""
     return calibration.expected_calibration_error(torch.as_tensor(probs), torch.as_tensor(np.asarray(labels)))
 
 
