@@ -121,6 +121,16 @@ def interview_answer(facts: Facts) -> str:
         f"weekly share of barely-seen words, and accuracy on delayed labels.")
 
 
+def _drift_answer(facts: Facts) -> str:
+    question = "Did the thresholds fail because of drift?"
+    future = f"on the future the worst channel missed by {points(facts.threshold_miss)}"
+    if facts.threshold_miss_same_period > 0:
+        return (f"{question} Partly: chosen on one half of validation and scored on the other, the worst channel "
+                f"already missed by {points(facts.threshold_miss_same_period)}; {future}.")
+    return (f"{question} Mostly: chosen on one half of validation and scored on the other, every channel held "
+            f"the target; {future}.")
+
+
 def follow_ups(facts: Facts) -> list[str]:
     """The questions an interviewer asks next, each answered by a control this run measured."""
     return [
@@ -134,9 +144,7 @@ def follow_ups(facts: Facts) -> list[str]:
         f"{facts.temperature_copies:.1f}, on ordinary messages {facts.temperature_ordinary:.1f}. One temperature "
         f"for both left the future's ordinary messages with ECE {facts.ece_ordinary:.3f} instead of "
         f"{facts.ece_ordinary_own:.3f}.",
-        f"Did the thresholds fail because of drift? Partly: chosen on one half of validation and scored on "
-        f"the other, the worst channel already missed by {points(facts.threshold_miss_same_period)}; on the "
-        f"future by {points(facts.threshold_miss)}.",
+        _drift_answer(facts),
         f"So retrieval beats a bigger model? Not as such: the lookup added {facts.lookup_gain:+.3f} macro-F1 by "
         f"reading labels recorded during the future, which no trained model had seen.",
         f"Would a foundation model help? Only where the labelled data lacks the words: vectors learned from a year "

@@ -47,6 +47,8 @@ def test_follow_ups_answer_with_the_controls():
     assert "0 points" in answers[1] and "12.0" in answers[2] and "0.150 instead of 0.030" in answers[2]
     assert "5 points" in answers[3] and "+0.110" in answers[4] and "3 points" in answers[5]
     assert "0 points on the others" in answers[5] and "older text: 0 points" in answers[5]
+    held = story.follow_ups(story.Facts(**{**FACTS.__dict__, "threshold_miss_same_period": -0.02}))[3]
+    assert "every channel held" in held and "-2 points" not in held and "7 points" in held
 
 
 def test_symptoms_table_puts_both_populations_side_by_side():
