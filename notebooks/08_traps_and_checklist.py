@@ -259,9 +259,9 @@ claim("relabelling confident learning's flags changes accuracy on email and phon
 
 # %% [markdown]
 # So the recall gain is **not** confident learning's doing: relabelling every disagreement recovers the
-# segment about as well (across seeds the two differed by up to 0.10 either way, on a segment of only 20–60
-# future messages at quick scale and about 100 at full), and simply hiding the channel from the model
-# recovers much of it too. What confident learning buys is precision: relabelling every disagreement
+# segment about as well (across seeds the two differed by up to 0.10 either way, on a segment of only 30–60
+# future messages at quick scale and 90–110 at full), and simply hiding the channel from the model recovers
+# much of it too (0.79–0.99 across seeds and scales). What confident learning buys is precision: relabelling every disagreement
 # overwrites about three times as many *right* labels (the last column). On a data set where the model's
 # guesses are worse than the agents', those overwritten labels would cost accuracy everywhere else.
 
@@ -331,8 +331,8 @@ tables.show(cost)
 # queues, so a small queue counts as much as a big one) moves by a few hundredths, and across seeds the
 # trees beat the MLP on some and lose on others, so no winner is claimed. Part of the reason is that about a
 # quarter of the future are incident copies that no model can route from the words; on ordinary messages
-# alone (the second column) the spread is wider, 0.88–0.94 across models and seeds, and nearest neighbours
-# or trees often lead there. Cost separates the models by orders of magnitude. Part of a scikit-learn
+# alone (the second column) the spread is wider, 0.88–0.94 across models and seeds at quick scale and
+# 0.92–0.96 at full, and nearest neighbours or trees often lead there. Cost separates the models by orders of magnitude. Part of a scikit-learn
 # model's single-message time is the library's per-call overhead (input checks, Python dispatch); that is a
 # real serving cost unless the model is compiled for serving. The claims, each a ratio of fastest
 # single-message calls or of stored bytes (across seeds 0–4 at both scales: the ensemble about 5x slower for
@@ -394,11 +394,11 @@ new_words = {row["features"]: row["accuracy, messages with new words"] for row i
 other_words = {row["features"]: row["accuracy, other ordinary messages"] for row in stand_in}
 
 # %% [markdown]
-# Across seeds 0–4 at quick scale the year's vectors added 2–6 points on messages with new words and next
-# to nothing on the other ordinary messages, while the older-text control added nothing or cost a little:
-# the gain came from having read the new words. At full scale, with two and a half times more labelled
-# messages, the new words are learned from the labels themselves and the vectors add about a point
-# everywhere, new words or not. That is why nothing is claimed here: whether pretraining pays depends on
+# Across seeds 0–4 at quick scale the year's vectors added 2–6 points on messages with new words and
+# between −1 and +1 point on the other ordinary messages, while the older-text control moved the new-word
+# messages by −3 to +2 points: the gain came from having read the new words. At full scale, with two and a
+# half times more labelled messages, the new words are largely learned from the labels themselves: the
+# vectors added 1–2 points on new-word messages, 0–1 elsewhere, and the control 0–1. That is why nothing is claimed here: whether pretraining pays depends on
 # how much of the language the labelled data already covers, which is exactly the question to ask before
 # paying for a foundation model.
 #
@@ -470,9 +470,10 @@ shipping.stopping_figure(mlp_run, losses, {row["model"].removeprefix("plain MLP,
 # %% [markdown]
 # The loss curve alone says "overfitting after epoch one or two". Split by kind, it says something else:
 # the loss on ordinary messages keeps falling, and the rise comes from incident copies. The regularizers
-# move macro-F1 by about a hundredth either way. Across seeds 0–4 at quick scale the loss-stopped model was
-# 0.04–0.07 worse in macro-F1 on four seeds and 0.008 *better* on one, so we do not claim that stopping on
-# accuracy wins; we claim the mechanism, and only for the strengths we tried.
+# move macro-F1 by at most about two hundredths (0.003–0.018 for the largest of the three, across seeds and
+# scales). Across seeds 0–4 at quick scale the loss-stopped model was 0.04–0.07 worse in macro-F1 on four
+# seeds and 0.008 *better* on one; at full scale it was 0.02–0.03 worse on all five. So we do not claim that
+# stopping on accuracy always wins; we claim the mechanism, and only for the strengths we tried.
 
 # %%
 loss_epoch, accuracy_epoch = mlp_run.epoch_by("validation loss"), mlp_run.epoch_by("validation accuracy")
@@ -519,8 +520,9 @@ claim("the time split's temperature is closer to the future's than the random sp
       log_gap[0] - log_gap[1], ">", 0.4);
 
 # %% [markdown]
-# Across seeds 0–4 the time split's temperature was within 10% of the hindsight one ($|\log|$ 0.01–0.10)
-# and the random split's off by a factor of 2–3 (0.76–1.11). What we do **not** claim: that the time split's
+# Across seeds 0–4 the time split's temperature was within 10% of the hindsight one at quick scale
+# ($|\log|$ 0.01–0.09) and within 20% at full (0.01–0.18), the random split's off by a factor of 2–3
+# (0.77–1.11). What we do **not** claim: that the time split's
 # temperature lowers this model's ECE on the future. It did on some seeds and raised it on others (for
 # example 0.105 → 0.136), although it was close to the temperature the future asked for. The likelihood and
 # the calibration error disagree here, and the next cell shows why.
@@ -543,8 +545,8 @@ calibration.reliability_figure(future_logits, future_truth, future_copies, named
 
 # %% [markdown]
 # On incident copies the model is wrong most of the time and still confident, so the likelihood asks for a
-# very large temperature there; on ordinary messages it asks for a far smaller one (about 1 for the MLP;
-# about 0.5 for the linear model, which is under-confident there). The single temperature fitted on all of
+# very large temperature there; on ordinary messages it asks for a far smaller one (0.9–1.35 for the MLP;
+# 0.5–0.7 for the linear model, which is under-confident there). The single temperature fitted on all of
 # validation is a compromise between the two: it flattens the ordinary messages until they sit *above* the
 # diagonal (under-confident: right more often than they claim), while the copies stay below it. The claims
 # test that mechanism, on the same validation messages and the same future:
@@ -590,11 +592,14 @@ claim("with point-estimate thresholds, some channel's routed accuracy on the fut
 # %% [markdown]
 # **What did not work.** The point-estimate thresholds promised 80% on validation and broke the promise on
 # the future in at least one channel on every seed. The same-period control shows both explanations at
-# work: chosen on one half of validation, they already missed on the other half on every seed we checked,
-# by up to about 20 points (selection on a noisy estimate), and the future added drift and a different mix
-# of incidents. The Wilson bound held the target in the same period on most seeds, at the price of routing
-# fewer messages, but it did not close the gap on the future on every seed: a bound protects against small
-# samples, not against drift. In production the thresholds need re-checking on the most recent labelled
+# work: chosen on one half of validation, they already missed on the other half on all five seeds at quick
+# scale (by 2–24 points, the worst in a channel that routed 9% of its messages) and on three of five at full
+# scale (by 1–7 points): selection on a noisy estimate explains part of the miss, more so with fewer
+# messages, and the future's drift and different mix of incidents the rest. The Wilson bound came within a
+# point of the target in the same period wherever it routed anything, but at a steep price in coverage: on
+# half of the runs some channel routed nothing at all (its routed accuracy then shows as nan). On the
+# future it still missed in some channel on nine of the ten runs: a bound protects against small samples,
+# not against drift. In production the thresholds need re-checking on the most recent labelled
 # week.
 
 # %% [markdown]
