@@ -53,7 +53,7 @@ cfg = setup("00_start_here")
 # | 05 | Debugging *(coming)* | debugging training failures | planted bugs, each caught by a check from the senior checklist |
 # | 06 | [Calibration](06_calibration.ipynb) | accurate but poorly calibrated | reliability diagrams, ECE, temperature scaling |
 # | 07 | [Inference efficiency](07_inference_efficiency.ipynb) | inference and efficiency | int8 quantization, distillation, pruning, batching and KV caching, timed |
-# | 08 | Traps and checklist *(coming)* | common traps, prep checklist | a capstone: find a planted data problem, then train, calibrate and shrink a model |
+# | 08 | [Traps and checklist](08_traps_and_checklist.ipynb) | common traps, prep checklist | a capstone: planted data problems found and fixed, the model a product can afford, your interview story |
 #
 # <!-- Markdown table rows cannot be wrapped: # ruff: noqa: E501 -->
 
