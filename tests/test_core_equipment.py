@@ -70,3 +70,24 @@ def test_source_of_shows_whole_functions_and_refuses_builtins():
         source.source_of(len)
     with pytest.raises(ValueError, match="needs at least one"):
         source.show_source()
+
+
+def test_time_fastest_calls_keeps_each_functions_fastest_call():
+    import time
+
+    durations = iter([0.06, 0.01, 0.001, 0.03, 0.04, 0.05, 0.002, 0.02])   # rounds of bursts: a a, b b, a a, b b
+    calls = []
+
+    def sleeper(name):
+        calls.append(name)
+        time.sleep(next(durations))
+
+    times = timing.time_fastest_calls({"a": lambda: sleeper("a"), "b": lambda: sleeper("b")}, rounds=2, burst=2)
+    assert calls == ["a", "a", "b", "b", "a", "a", "b", "b"]
+    assert 0.01 <= times["a"] < 0.035 and 0.001 <= times["b"] < 0.015
+    with pytest.raises(ValueError, match="rounds"):
+        timing.time_fastest_calls({"a": lambda: None}, rounds=0)
+    with pytest.raises(ValueError, match="burst"):
+        timing.time_fastest_calls({"a": lambda: None}, burst=0)
+    with pytest.raises(ValueError, match="fns must name at least one function"):
+        timing.time_fastest_calls({})

@@ -40,12 +40,6 @@ NOT_YET_MIGRATED = {
     "helpers/calibration.py",
     "notebooks/06_calibration.py",
     "tests/test_calibration.py",
-    # 07_inference_efficiency
-    "helpers/efficiency.py",
-    "helpers/decoding.py",
-    "notebooks/07_inference_efficiency.py",
-    "tests/test_efficiency.py",
-    "tests/test_decoding.py",
     # end
 }
 NOT_YET_MIGRATED_NOTEBOOKS = {Path(p).stem for p in NOT_YET_MIGRATED if p.startswith("notebooks/")}
