@@ -34,11 +34,11 @@
 # 5. What is KV caching in autoregressive models? (and what it costs, and when it goes stale)
 #
 # **How to read the timings.** Absolute times depend on the machine and on whatever else runs on it.
-# Every timing below is taken after a warm-up call; the variants being compared are called in turn,
-# many times, and each keeps its *fastest* call: other processes can only add time, and a call of a few
-# milliseconds usually runs undisturbed while a long block of calls almost never does. Claims are only
-# ever made about *ratios* measured in the same run, with thresholds that held on a machine shared
-# with other busy processes. Speed-ups of int8 and sparse
+# Timings run on one CPU thread. The variants being compared are called in interleaved rounds (a few
+# calls of one, then of the next, and so on, many times), each call is timed by the CPU time of the
+# thread (a busy machine takes turns away from the process but does not add to its CPU time), and each
+# variant keeps its *fastest* call. Claims are only ever made about *ratios* measured in the same run,
+# with thresholds that held on a machine shared with many other busy processes. Speed-ups of int8 and sparse
 # kernels depend on the CPU's vector instructions: every timing cell prints what it ran on.
 
 # %%
@@ -117,7 +117,8 @@ show([{"model": name, "weights": count_parameters(model), "test accuracy": accur
 # %% [markdown]
 # Timings run on the CPU (PyTorch's built-in int8 kernels exist only there) and on **one thread**: with
 # several threads every parallel kernel waits for its slowest thread, so a busy neighbour process stalls
-# them all and distorts ratios; one thread measures the computation, not the scheduler.
+# them all and distorts ratios; one thread, timed by its own CPU time, measures the computation, not the
+# scheduler.
 
 # %%
 TIMING_DEVICE = torch.device("cpu")
