@@ -72,7 +72,7 @@ def simulate_serving(latency: Mapping[int, float], arrivals: np.ndarray, max_bat
     latencies, sizes = np.empty(n), []
     while first < n:
         full_at = arrivals[first + max_batch - 1] if first + max_batch - 1 < n else math.inf  # batch fills
-        close = max(free_at, arrivals[first], min(arrivals[first] + max_wait, full_at))       # batch closes
+        close = max(free_at, min(arrivals[first] + max_wait, full_at))                        # batch closes
         end = min(int(np.searchsorted(arrivals, close, side="right")), first + max_batch)   # requests [first, end)
         free_at = close + seconds_for(end - first)
         latencies[first:end] = free_at - arrivals[first:end]

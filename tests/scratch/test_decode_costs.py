@@ -67,3 +67,29 @@ def test_validation_names_the_argument():
         decode_costs.forward_bytes(model, 1, 0, bytes_per_value=3)
     with pytest.raises(ValueError, match="n"):
         decode_costs.generation_score_counts(0)
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda m: decode_costs.forward_flops(m, 17), r"^new must be an integer in \[1, 16\]"),
+    (lambda m: decode_costs.forward_flops(m, 4, -1), r"^cached must be an integer in \[0, 12\]"),
+    (lambda m: decode_costs.forward_flops(m, 1, 0, 1_000_001), r"^batch must be an integer in \[1, 1000000\]"),
+    (lambda m: decode_costs.forward_bytes(m, 0), r"^new must be an integer in \[1, 16\]"),
+    (lambda m: decode_costs.forward_bytes(m, 2, 15), r"^cached must be an integer in \[0, 14\]"),
+    (lambda m: decode_costs.forward_bytes(m, 1, 0, 1_000_001), r"^batch must be an integer"),
+    (lambda m: decode_costs.forward_bytes(m, 1, 0, 1, 16), r"^bytes_per_value must be one of \[1, 2, 4, 8\]"),
+    (lambda m: decode_costs.generation_score_counts(10_000_001), r"^n must be an integer in \[1, 10000000\]"),
+])
+def test_messages_name_the_argument_and_its_range(call, message):
+    model = decoder.tiny_decoder(seed=0, vocab=10, d_model=4, n_heads=2, n_layers=1, max_len=16)
+    with pytest.raises(ValueError, match=message):
+        call(model)
+
+
+def test_the_bounds_themselves_are_allowed():
+    model = decoder.tiny_decoder(seed=0, vocab=10, d_model=4, n_heads=2, n_layers=1, max_len=16)
+    assert decode_costs.forward_flops(model, 16)["head"] == 16 * 2 * 4 * 10
+    assert decode_costs.forward_flops(model, 1, 15, 1_000_000)["head"] == 1_000_000 * 2 * 4 * 10
+    assert decode_costs.forward_bytes(model, 1, 15, 1_000_000, 8)["kv cache"] == 2 * 2 * 2 * 16 * 8 * 1_000_000
+    one_byte = decode_costs.forward_bytes(model, 1, 0, 1, 1)["weights"]
+    assert one_byte == decode_costs.forward_bytes(model, 1)["weights"] // 4
+    assert decode_costs.generation_score_counts(10_000_000)["cached"] == 10_000_000 * 10_000_001 // 2

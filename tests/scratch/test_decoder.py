@@ -154,3 +154,61 @@ def test_validation_names_the_argument():
         model(torch.zeros(9, dtype=torch.long))
     with pytest.raises(ValueError, match="bytes_per_value"):
         decoder.kv_cache_bytes(1, 1, 1, 1, 3)
+
+
+@pytest.mark.parametrize("sizes,message", [
+    (dict(vocab=1), r"^vocab must be an integer in \[2, 50000\]"),
+    (dict(vocab=50_001), r"^vocab must be an integer in \[2, 50000\]"),
+    (dict(d_model=2, n_heads=1), r"^d_model must be an integer in \[4, 1024\]"),
+    (dict(d_model=1032, n_heads=4), r"^d_model must be an integer in \[4, 1024\]"),
+    (dict(n_heads=33, d_model=66), r"^n_heads must be an integer in \[1, 32\]"),
+    (dict(n_heads=4, n_kv_heads=3), r"^n_kv_heads must be one of \[1, 2, 4\]"),
+    (dict(n_layers=25), r"^n_layers must be an integer in \[1, 24\]"),
+    (dict(max_len=1), r"^max_len must be an integer in \[2, 4096\]"),
+    (dict(max_len=4097), r"^max_len must be an integer in \[2, 4096\]"),
+    (dict(d_model=10, n_heads=4), r"^d_model must be a multiple of n_heads=4, got 10$"),
+])
+def test_construction_messages_name_the_argument_and_its_range(sizes, message):
+    with pytest.raises(ValueError, match=message):
+        decoder.TinyDecoder(**sizes)
+
+
+def test_the_bounds_themselves_are_allowed():
+    decoder.TinyDecoder(vocab=2, d_model=4, n_heads=1, n_layers=1, max_len=2)
+    model = decoder.TinyDecoder(vocab=5, d_model=32, n_heads=32, n_layers=1, max_len=4096, n_kv_heads=32)
+    assert model.head_dim == 1 and model.n_kv_heads == 32
+    assert decoder.TinyDecoder(vocab=5, d_model=8, n_heads=4, n_layers=1, max_len=8).n_kv_heads == 4
+    with pytest.raises(ValueError, match=r"^seed must be an integer"):
+        decoder.tiny_decoder(seed=-1, vocab=5)
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (dict(n_layers=0), r"^n_layers must be an integer in \[1, 1000\]"),
+    (dict(n_kv_heads=1001), r"^n_kv_heads must be an integer in \[1, 1000\]"),
+    (dict(head_dim=100_001), r"^head_dim must be an integer in \[1, 100000\]"),
+    (dict(seq_len=-1), r"^seq_len must be an integer in \[0, 100000000\]"),
+    (dict(bytes_per_value=3), r"^bytes_per_value must be one of \[1, 2, 4, 8\]"),
+    (dict(batch=0), r"^batch must be an integer in \[1, 1000000\]"),
+])
+def test_cache_formula_messages(arguments, message):
+    sizes = dict(n_layers=1, n_kv_heads=1, head_dim=1, seq_len=1, bytes_per_value=1, batch=1) | arguments
+    with pytest.raises(ValueError, match=message):
+        decoder.kv_cache_bytes(**sizes)
+    assert decoder.kv_cache_bytes(1000, 1000, 100_000, 0, 8, 1_000_000) == 0
+    assert decoder.kv_cache_bytes(1, 1, 1, 100_000_000, 1, 1) == 2 * 100_000_000
+
+
+def test_generation_messages():
+    model = decoder.tiny_decoder(seed=0, vocab=10, d_model=8, n_heads=2, n_layers=1, max_len=8)
+    with pytest.raises(ValueError, match=r"^prompt must be token ids of shape \(batch, length >= 1\)"):
+        decoder.generate(model, torch.zeros(1, 0, dtype=torch.long), 2)
+    with pytest.raises(ValueError, match=r"^prompt must be token ids"):
+        decoder.generate(model, torch.zeros(1, 2), 2)
+    with pytest.raises(ValueError, match=r"^prompt must hold token ids in \[0, 9\]$"):
+        decoder.generate(model, torch.tensor([[10]]), 2)
+    with pytest.raises(ValueError, match=r"^n_new must be an integer in \[1, 7\]"):
+        decoder.generate(model, torch.tensor([[1, 2]]), 0)
+    with pytest.raises(ValueError, match=r"^sequence length must be at most max_len=8, got 9$"):
+        model(torch.zeros(1, 9, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"^tokens must have shape \(batch, length\)"):
+        model(torch.zeros(9, dtype=torch.long))

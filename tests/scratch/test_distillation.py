@@ -71,3 +71,42 @@ def test_validation_names_the_argument():
         distillation.train_student(nn.Linear(6, 3), torch.randn(5, 6), torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match="epochs"):
         distillation.train_student(nn.Linear(6, 3), torch.randn(5, 6), torch.zeros(5, dtype=torch.long), epochs=0)
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda s, t: distillation.distillation_loss(s, t, None, 100.5, 1.0),
+     r"^temperature must be a number in \(0.0, 100.0\]"),
+    (lambda s, t: distillation.distillation_loss(s, t, None, 1.0, -0.1), r"^alpha must be a number in \[0.0, 1.0\]"),
+    (lambda s, t: distillation.distillation_loss(s[0], t[0], None, 1.0, 1.0),
+     r"^student_logits and teacher_logits must share a \(n, classes\) shape, got \(5,\) and \(5,\)$"),
+    (lambda s, t: distillation.distillation_loss(s, t, None, 1.0, 0.5),
+     r"^labels must be given when alpha < 1 \(the hard-label term needs them\)$"),
+])
+def test_loss_messages_name_the_argument_and_its_range(call, message):
+    student, teacher = logits()
+    with pytest.raises(ValueError, match=message):
+        call(student, teacher)
+
+
+def test_the_bounds_themselves_are_allowed():
+    student, teacher = logits()
+    assert torch.isfinite(distillation.distillation_loss(student, teacher, None, 100.0, 1.0))
+    x, y = torch.randn(6, 2), torch.zeros(6, dtype=torch.long)
+    assert len(distillation.train_student(nn.Linear(2, 2), x, y, epochs=1, lr=10.0, batch_size=1_000_000)) == 1
+    for arguments, message in ((dict(epochs=10_001), r"^epochs must be an integer in \[1, 10000\]"),
+                               (dict(batch_size=0), r"^batch_size must be an integer in \[1, 1000000\]"),
+                               (dict(lr=10.5), r"^lr must be a number in \(0.0, 10.0\]"),
+                               (dict(seed=-1), r"^seed must be an integer"),
+                               (dict(teacher_logits=torch.zeros(5, 2)),
+                                r"^x, y and teacher_logits must have the same")):
+        with pytest.raises(ValueError, match=message):
+            distillation.train_student(nn.Linear(2, 2), x, y, **arguments)
+
+
+def test_one_epoch_sees_every_row_once_in_batches():
+    x, y = torch.randn(10, 2), torch.tensor([0, 1] * 5)
+    seen = []
+    student = nn.Linear(2, 2)
+    student.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+    losses = distillation.train_student(student, x, y, epochs=1, batch_size=4)
+    assert seen == [4, 4, 2] and len(losses) == 1

@@ -152,3 +152,28 @@ def test_validation_names_the_argument():
         pruning.prune_neurons(nn.Sequential(nn.Linear(2, 2)), 0.5)
     with pytest.raises(ValueError, match="density"):
         pruning.matched_keep_fraction(stack(), 0.0)
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: pruning.global_magnitude_prune(stack(), 1.0), r"^sparsity must be a number in \[0.0, 1.0\)"),
+    (lambda: pruning.global_magnitude_prune(nn.ReLU(), 0.5), r"^model must contain at least one nn.Linear$"),
+    (lambda: pruning.prune_neurons(stack(), 1.5), r"^keep_fraction must be a number in \(0.0, 1.0\]"),
+    (lambda: pruning.prune_neurons(nn.Sequential(nn.Linear(2, 2)), 0.5), r"^model must have at least two nn.Linear"),
+    (lambda: pruning.matched_keep_fraction(stack(), 1.5), r"^density must be a number in \(0.0, 1.0\]"),
+    (lambda: pruning.linear_stack(nn.Linear(2, 2)), r"^model must be an nn.Sequential or a helpers.models.MLP"),
+])
+def test_messages_name_the_argument_and_its_range(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_the_bounds_themselves_are_allowed():
+    assert pruning.weight_sparsity(pruning.make_pruning_permanent(pruning.global_magnitude_prune(stack(), 0.0))) == 0
+    everything = pruning.prune_neurons(stack(), pruning.matched_keep_fraction(stack(), 1.0))
+    assert [tuple(m.weight.shape) for m in pruning.linear_layers(everything)] == [(16, 12), (16, 16), (5, 16)]
+
+
+def test_linear_stack_keeps_train_mode_and_the_head_last():
+    model = mlp(12, 5, width=16, depth=1).train()
+    flat = pruning.linear_stack(model)
+    assert flat.training and flat[-1] is not model.head and torch.equal(flat[-1].weight, model.head.weight)

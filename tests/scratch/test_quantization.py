@@ -177,3 +177,43 @@ def test_validation_names_the_argument():
         quantization.smooth_scales(torch.ones(2), torch.ones(2, 2), alpha=1.5)
     with pytest.raises(ValueError, match="activation_peak"):
         quantization.smooth_scales(torch.ones(3), torch.ones(2, 2))
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: quantization.quantize_symmetric(torch.randn(3, 3), bits=1), r"^bits must be an integer in \[2, 8\]"),
+    (lambda: quantization.quantize_symmetric(torch.randn(3, 3), bits=9), r"^bits must be an integer in \[2, 8\]"),
+    (lambda: quantization.quantize_symmetric(torch.randn(3, 3), granularity="row"), r"^granularity must be one of"),
+    (lambda: quantization.quantize_symmetric(torch.randn(3)), r"^w must be a 2-D floating-point tensor, got shape"),
+    (lambda: quantization.quantize_rows(torch.ones(2, 2, dtype=torch.long)), r"^x must be a floating-point tensor"),
+    (lambda: quantization.int8_matmul(torch.zeros(2, 3, dtype=torch.int8), torch.zeros(2, 3, dtype=torch.int8)),
+     r"^a and b must be int8 matrices \(m, k\) and \(k, n\), got \(2, 3\)"),
+    (lambda: quantization.int8_matmul(torch.zeros(3, dtype=torch.int8), torch.zeros(3, 2, dtype=torch.int8)),
+     r"^a and b must"),
+    (lambda: quantization.int8_matmul(torch.zeros(2, 3, dtype=torch.int8), torch.zeros(3, 2)), r"^a and b must"),
+    (lambda: quantization.fake_quantize(nn.Linear(2, 2), bits=1), r"^bits must be an integer in \[2, 8\]"),
+    (lambda: quantization.fake_quantize(nn.Linear(2, 2), granularity="row"), r"^granularity must be one of"),
+    (lambda: quantization.smooth_scales(torch.ones(2), torch.ones(2, 2), alpha=-0.1), r"^alpha must be a number"),
+    (lambda: quantization.smooth_scales(torch.ones(2), torch.ones(2)), r"^activation_peak must have shape"),
+])
+def test_messages_name_the_argument_and_its_range(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_the_bounds_themselves_are_allowed():
+    w = torch.randn(3, 4)
+    for bits in (2, 8):
+        q, scale = quantization.quantize_symmetric(w, bits)
+        assert int(q.abs().max()) == 2 ** (bits - 1) - 1
+    assert quantization.smooth_scales(torch.ones(2), torch.ones(2, 2), alpha=0.0).shape == (2,)
+    assert quantization.smooth_scales(torch.ones(2), torch.ones(2, 2), alpha=1.0).shape == (2,)
+    assert quantization.fake_quantize(nn.Linear(2, 2), bits=2).weight.unique().numel() <= 3
+
+
+def test_tiny_values_keep_a_positive_scale_and_a_zero_smoothing_factor_is_floored():
+    _, scale = quantization.quantize_symmetric(torch.zeros(2, 2), 8, "per_tensor")
+    assert scale.item() == pytest.approx(1e-12 / 127)
+    _, scale = quantization.quantize_rows(torch.zeros(1, 2))
+    assert scale.item() == pytest.approx(1e-12 / 127)
+    factors = quantization.smooth_scales(torch.tensor([0.0, 4.0]), torch.tensor([[0.0, 1.0]]), alpha=0.5)
+    assert torch.allclose(factors, torch.tensor([1.0, 2.0]))   # 1e-5 ** 0.5 / 1e-5 ** 0.5 and 4 ** 0.5 / 1

@@ -126,3 +126,60 @@ def test_generation_validation():
         serving.simulate_serving(TABLE, np.array([0.0]), 0)
     with pytest.raises(ValueError, match="max_wait"):
         serving.simulate_serving(TABLE, np.array([0.0]), 1, -1.0)
+
+
+def test_a_batch_that_fills_with_the_last_request_closes_when_it_arrives():
+    batched = serving.simulate_serving(TABLE, np.array([0.0, 0.1]), 2, 0.5)
+    assert np.allclose(batched.latencies, [1.6, 1.5]) and list(batched.batch_sizes) == [2]
+
+
+def test_defaults_serve_one_at_a_time_and_batch_up_to_eight():
+    assert list(serving.simulate_serving(TABLE, np.zeros(3)).batch_sizes) == [1, 1, 1]
+    step, prefill = {1: 1.0, 16: 1.0}, {1: 1.0, 16: 1.0}
+    result = serving.simulate_generation(step, prefill, np.zeros(9), np.full(9, 2))
+    assert np.allclose(result.ttft, [1.0] * 8 + [3.0])
+
+
+def test_continuous_batching_frees_a_finished_slot_at_once():
+    arrivals, lengths = np.array([0.0, 0.0, 0.1]), np.array([2, 4, 2])
+    result = serving.simulate_generation(STEP, PREFILL, arrivals, lengths, 2, "continuous")
+    # A and B prefill together (0.8) and decode one step (2.3): A is done, so C joins before the next step
+    assert np.allclose(result.ttft, [0.8, 0.8, 2.8 - 0.1]) and np.allclose(result.latency, [2.3, 5.3, 4.3 - 0.1])
+
+
+def test_a_one_token_newcomer_does_not_count_as_decoding():
+    result = serving.simulate_generation(STEP, PREFILL, np.array([0.0, 0.0]), np.array([1, 3]), 2, "continuous")
+    assert np.allclose(result.latency, [0.8, 2.8])   # prefill of two, then two single-sequence steps
+
+
+@pytest.mark.parametrize("call", [
+    lambda: serving.simulate_serving(TABLE, np.array([0.0]), 4097),
+    lambda: serving.simulate_serving(TABLE, np.array([0.0]), 1, 3600.5),
+    lambda: serving.simulate_generation(STEP, PREFILL, np.array([0.0]), np.array([1]), 4097),
+    lambda: serving.poisson_arrivals(1.5e9, 10),
+    lambda: serving.poisson_arrivals(1.0, 1_000_001),
+    lambda: serving.poisson_arrivals(1.0, 10, seed=2**32),
+    lambda: serving.ServingResult(np.ones(3), np.ones(1)).percentile(-0.5),
+])
+def test_each_bound_is_enforced(call):
+    with pytest.raises(ValueError, match=r"^(max_batch|max_wait|rate|n_requests|seed|q) must be a"):
+        call()
+
+
+def test_each_bound_is_inclusive():
+    serving.simulate_serving(TABLE, np.array([0.0]), 4096, 3600.0)
+    serving.simulate_generation(STEP, PREFILL, np.array([0.0]), np.array([1]), 4096)
+    serving.simulate_generation(STEP, PREFILL, np.array([0.0]), np.array([1]), 1)
+    assert len(serving.poisson_arrivals(1e9, 1, seed=2**32 - 1)) == 1
+    assert serving.ServingResult(np.array([1.0, 3.0]), np.ones(1)).percentile(0.0) == 1.0
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: serving.check_arrivals([1.0, 0.0]), "^arrivals must be a non-empty, sorted 1-D array of times$"),
+    (lambda: serving.latency_from_table({}), "^table must map at least one batch size >= 1 to a positive"),
+    (lambda: serving.simulate_generation(STEP, PREFILL, np.zeros(1), np.zeros(1)), "^output_lengths must hold one"),
+    (lambda: serving.simulate_generation(STEP, PREFILL, np.zeros(1), np.ones(1), 2, "x"), "^policy must be one of"),
+])
+def test_messages_name_the_argument(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -61,3 +61,25 @@ def test_validation_names_the_argument():
     with pytest.raises(ValueError, match="n_new"):
         speculative.speculative_generate(target, draft, torch.tensor([[1, 2]]), 60, 4)
     speculative.speculative_generate(target, draft, torch.tensor([[1, 2]]), 58, 4)
+
+
+def test_messages_and_bounds():
+    target, draft = decoder.tiny_decoder(seed=0, **TARGET), decoder.tiny_decoder(seed=1, **DRAFT)
+    with pytest.raises(ValueError, match=r"^lookahead must be an integer in \[1, 64\]"):
+        speculative.speculative_generate(target, draft, torch.tensor([[1]]), 5, 65)
+    with pytest.raises(ValueError, match=r"^prompt must be a tensor of token ids of shape \(1, length >= 1\)"):
+        speculative.speculative_generate(target, draft, torch.zeros(1, 0, dtype=torch.long), 5)
+    with pytest.raises(ValueError, match=r"^prompt must be a tensor"):
+        speculative.speculative_generate(target, draft, torch.zeros(1, 2), 5)
+    with pytest.raises(ValueError, match=r"^draft must share the target's vocabulary of 13 tokens, got 7$"):
+        speculative.speculative_generate(target, decoder.tiny_decoder(seed=0, **{**DRAFT, "vocab": 7}),
+                                         torch.tensor([[1]]), 5)
+    with pytest.raises(ValueError, match=r"^n_new must be an integer in \[1, 58\]"):
+        speculative.speculative_generate(target, draft, torch.tensor([[1, 2]]), 0, 4)
+    short = decoder.tiny_decoder(seed=1, **{**DRAFT, "max_len": 20})
+    with pytest.raises(ValueError, match=r"^n_new must be an integer in \[1, 14\]"):
+        speculative.speculative_generate(target, short, torch.tensor([[1, 2]]), 15, 4)
+    long = {**TARGET, "max_len": 128}
+    model = decoder.tiny_decoder(seed=0, **long)
+    result = speculative.speculative_generate(model, model, torch.tensor([[1]]), 63, 64)
+    assert result.tokens.shape == (1, 64) and result.target_passes == 1 and result.proposed == 64
