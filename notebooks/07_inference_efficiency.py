@@ -500,7 +500,8 @@ x256 = torch.randn(256, SERVING_SHAPE["in_features"])
 with torch.no_grad():
     prune_times = time_fastest_calls({n: (lambda m=m: m(x256)) for n, m in pruned_serving.items()}, TIMING_ROUNDS)
 prune_speedup = {name: prune_times["dense"] / t for name, t in prune_times.items()}
-print(machine_note(TIMING_DEVICE), "| structured layers:",
+print(machine_note(TIMING_DEVICE), f"| masked model: {pruning.weight_sparsity(pruned_serving['masked dense']):.1%} "
+      "of weights are zero | structured layers:",
       [tuple(m.weight.shape) for m in pruning.linear_layers(pruned_serving["structured"])])
 
 # %%
