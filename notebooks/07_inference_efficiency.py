@@ -902,14 +902,15 @@ generation_rows = nb07_decoding.generation_sweep(tables["decode"], tables["prefi
 show(generation_rows)
 
 # %% [markdown]
-# The load is the arrival rate over what a server generating one request at a time could sustain. At
-# every load, continuous batching answers first tokens sooner: a newcomer waits for the next decoding
-# step, not for the longest sequence of a batch. Its time per output token stays close to static
-# batching's: the prefills of newcomers interrupt everyone else's decoding (production systems bound
-# that with *chunked prefill*), while static batches carry finished sequences as dead weight. Claims, at
-# twice the one-at-a-time load (where both policies keep up): continuous batching cuts the median time to
-# first token by more than 2x (measured 14x to 21x across seeds 0-4 at both scales), and keeps the median
-# time per output token within 1.5x of static batching (measured 0.96 to 1.07).
+# The load is the arrival rate over what a server generating one request at a time could sustain. At every
+# load continuous batching answers first tokens at least as soon, and far sooner as the load grows: a
+# newcomer waits for the next decoding step, not for the longest sequence of a batch. Its time per output
+# token stays close to static batching's: the prefills of newcomers interrupt everyone else's decoding
+# (production systems bound that with *chunked prefill*), while static batches carry finished sequences as
+# dead weight. Claims, at twice the one-at-a-time load (where both policies keep up): continuous batching
+# cuts the median time to first token by more than 2x (measured 14x to 21x across seeds 0-4 at both
+# scales), and keeps the median time per output token within 1.5x of static batching (measured 0.96 to
+# 1.07).
 
 # %%
 by_policy = {r["policy"]: r for r in generation_rows if r["load"] == 2.0}
@@ -946,8 +947,8 @@ print(machine_note(TIMING_DEVICE), f"| a draft step costs {draft_cost:.2f} of a 
 # With acceptance rate $a$ and a draft step costing a fraction $c$ of a target step, each round of
 # $k$ guesses yields on average $(1 - a^{k+1}) / (1 - a)$ tokens (if guesses were accepted
 # independently) for the cost of $k\,c + 1$ target steps. In large models $c$ is a few percent and the
-# speed-up is 2-3x. Our tiny target costs only about twice its draft (per-operation overheads dominate
-# both), so here speculation is *slower* than plain greedy decoding. The cost model, fed with this run's
+# speed-up is 2-3x. Our tiny target costs only two to three times its draft (per-operation overheads
+# dominate both), so here speculation is *slower* than plain greedy decoding. The cost model, fed with this run's
 # tokens per pass and draft cost, predicts little or no gain; the measured time is worse still, because
 # checking four tokens costs more than one step and our loop adds bookkeeping. What holds at this size
 # is the mechanism. Claims: speculative decoding returns exactly the target's greedy tokens; the trained
