@@ -93,3 +93,14 @@ def test_the_bounds_themselves_are_allowed():
     one_byte = decode_costs.forward_bytes(model, 1, 0, 1, 1)["weights"]
     assert one_byte == decode_costs.forward_bytes(model, 1)["weights"] // 4
     assert decode_costs.generation_score_counts(10_000_000)["cached"] == 10_000_000 * 10_000_001 // 2
+
+
+def test_defaults_and_the_batch_in_the_intensity():
+    model = decoder.tiny_decoder(seed=0, vocab=10, d_model=4, n_heads=2, n_layers=1, max_len=16)
+    assert decode_costs.forward_bytes(model, 1) == decode_costs.forward_bytes(model, 1, 0, 1, 4)
+    assert decode_costs.forward_flops(model, 2) == decode_costs.forward_flops(model, 2, 0, 1)
+    flops = sum(decode_costs.forward_flops(model, 1, 3, 2).values())
+    traffic = sum(decode_costs.forward_bytes(model, 1, 3, 2).values())
+    assert decode_costs.arithmetic_intensity(model, 1, 3, 2) == pytest.approx(flops / traffic)
+    assert decode_costs.arithmetic_intensity(model, 2) == pytest.approx(
+        sum(decode_costs.forward_flops(model, 2).values()) / sum(decode_costs.forward_bytes(model, 2).values()))

@@ -217,3 +217,35 @@ def test_tiny_values_keep_a_positive_scale_and_a_zero_smoothing_factor_is_floore
     assert scale.item() == pytest.approx(1e-12 / 127)
     factors = quantization.smooth_scales(torch.tensor([0.0, 4.0]), torch.tensor([[0.0, 1.0]]), alpha=0.5)
     assert torch.allclose(factors, torch.tensor([1.0, 2.0]))   # 1e-5 ** 0.5 / 1e-5 ** 0.5 and 4 ** 0.5 / 1
+
+
+def test_defaults_are_int8_per_channel_on_the_cpu():
+    w = uneven_rows()
+    default, explicit = quantization.quantize_symmetric(w), quantization.quantize_symmetric(w, 8, "per_channel")
+    assert torch.equal(default[0], explicit[0]) and torch.equal(default[1], explicit[1])
+    linear = nn.Linear(4, 3)
+    assert quantization.Int8Linear(linear).scale.shape == (1, 3)
+    assert all(m.granularity == "per_channel" for m in quantization.quantize_linears(nn.Sequential(linear)).modules()
+               if isinstance(m, quantization.Int8Linear))
+    assert torch.equal(quantization.fake_quantize(nn.Sequential(linear))[0].weight,
+                       quantization.fake_quantize(nn.Sequential(linear), 8, "per_channel")[0].weight)
+    assert quantization.int_mm_padding(3, 9, 5) == (3, 9, 5)
+    assert quantization.int_mm_padding(1, 9, 1, "cuda") == (24, 16, 8)
+    peak, weight = torch.tensor([4.0, 1.0]), torch.tensor([[1.0, 0.5], [2.0, 0.25]])
+    assert torch.equal(quantization.smooth_scales(peak, weight), quantization.smooth_scales(peak, weight, 0.5))
+    with pytest.raises(ValueError, match=r"^granularity must be one of \['per_tensor', 'per_channel'\]"):
+        quantization.quantize_linears(nn.Linear(2, 2), "row")
+
+
+def test_padding_reaches_the_integer_kernel_only_where_it_is_needed(monkeypatch):
+    shapes, original = [], torch._int_mm
+
+    def spy(a, b):
+        shapes.append((tuple(a.shape), tuple(b.shape)))
+        return original(a, b)
+
+    monkeypatch.setattr(torch, "_int_mm", spy)
+    a, b = torch.ones(3, 7, dtype=torch.int8), torch.ones(7, 9, dtype=torch.int8)
+    assert torch.equal(quantization.int8_matmul(a, b, force_pad=True), torch.full((3, 9), 7, dtype=torch.int32))
+    assert torch.equal(quantization.int8_matmul(a, b), torch.full((3, 9), 7, dtype=torch.int32))
+    assert shapes == [((24, 8), (8, 16)), ((3, 7), (7, 9))]

@@ -183,3 +183,11 @@ def test_each_bound_is_inclusive():
 def test_messages_name_the_argument(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_more_defaults_and_bounds():
+    assert np.array_equal(serving.poisson_arrivals(5.0, 20), serving.poisson_arrivals(5.0, 20, seed=0))
+    lone = serving.simulate_serving(TABLE, np.array([0.0, 5.0]), 2)
+    assert np.allclose(lone.latencies, [1.0, 1.0])     # no wait unless asked for
+    with pytest.raises(ValueError, match=r"^rate must be a number"):
+        serving.poisson_arrivals(1e9 + 0.5, 1)
