@@ -142,7 +142,15 @@ def test_serving_sweep_rows():
     assert by[(0.25, "batching, no wait")]["p50 (ms)"] == pytest.approx(by[(0.25, "one at a time")]["p50 (ms)"])
     assert by[(0.25, "batching with a wait")]["p50 (ms)"] > 2
     assert not by[(1.5, "one at a time")]["stable"] and by[(1.5, "batching, no wait")]["stable"]
-    assert by[(1.5, "batching, no wait")]["utilisation"] == pytest.approx(1.5 * 3e-3 / 16 / 1e-3)
+    assert by[(1.5, "batching, no wait")]["load / peak capacity"] == pytest.approx(1.5 * 3e-3 / 16 / 1e-3)
+    # one at a time at light load: the worker computes for the load's share of the time
+    assert by[(0.25, "one at a time")]["busy fraction"] == pytest.approx(0.25, abs=0.02)
+    assert by[(0.25, "one at a time")]["passes per request"] == 1
+    assert by[(9.0, "batching, no wait")]["busy fraction"] == pytest.approx(1.0, abs=0.01)
+    # the wait forms fuller batches: fewer passes and less busy time for the same stream
+    wait, no_wait = by[(1.5, "batching with a wait")], by[(1.5, "batching, no wait")]
+    assert wait["passes per request"] < no_wait["passes per request"]
+    assert wait["busy fraction"] < no_wait["busy fraction"] <= 1
     assert not by[(9.0, "batching, no wait")]["stable"]
     assert all(0 <= r["within target"] <= 1 for r in rows)
 
@@ -173,7 +181,7 @@ def test_batch_table_times_every_size():
 
 
 def test_levers_rows():
-    rows = nb07.levers_rows((4.0, 1.0, 3.0, -0.003), (35, -0.01, 0.9), (0.01, 0.3, 1.0, 2.0, 8.0), (2.5, 3.0),
+    rows = nb07.levers_rows((4.0, 1.0, 3.0, -0.003), (35, -0.01, 0.9), (0.01, 0.3, 1.0, 2.0, 8.0), (2.5, 0.9, 0.7),
                             (6.0, 256, 2.0))
     assert len(rows) == 7 and rows[0]["speed"] == "1.0x at batch 1, 3.0x at 256"
     assert rows[2]["accuracy"] == "-0.010 oversized, -0.300 compact"
