@@ -75,13 +75,15 @@ def train_language_model(model: TinyDecoder, sequences: torch.Tensor, steps: int
 
 # ----------------------------------------------------------------------------- costs of one step
 def step_cost_rows(model: TinyDecoder, lengths: Sequence[int]) -> list[dict]:
-    """FLOPs and least bytes of the step that produces token ``n + 1``, without and with a cache, per length."""
+    """FLOPs and least bytes of the step that produces token ``n + 1``, without and with a cache, per length.
+    Keys and values are read from the cache with one, and computed and written (not read) without one."""
     rows = []
     for n in [check_int("length", n, 1, model.max_len - 1) for n in lengths]:
         for name, new, cached in (("no cache", n, 0), ("KV cache", 1, n - 1)):
             flops, traffic = forward_flops(model, new, cached), forward_bytes(model, new, cached)
             rows.append({"context": n, "step": name, **{f"MFLOP, {k}": v / 1e6 for k, v in flops.items()},
-                         **{f"MB read, {k}": v / 1e6 for k, v in traffic.items()},
+                         "MB read, weights": traffic["weights"] / 1e6,
+                         f"MB keys and values {'read' if cached else 'written'}": traffic["kv cache"] / 1e6,
                          "FLOP per byte": sum(flops.values()) / sum(traffic.values())})
     return rows
 
@@ -132,21 +134,24 @@ def step_times(model: TinyDecoder, lengths: Sequence[int], rounds: int = 5, seed
 
 
 @torch.no_grad()
-def batch_step_tables(model: TinyDecoder, batch_sizes: Sequence[int], context: int, prompt: int, rounds: int = 5,
-                      seed: int = 0) -> dict[str, dict[int, float]]:
+def batch_step_tables(model: TinyDecoder, batch_sizes: Sequence[int], context: int, prompt: int | None,
+                      rounds: int = 5, seed: int = 0) -> dict[str, dict[int, float]]:
     """Seconds for one decoding step of ``b`` sequences (one new token each, ``context`` cached positions)
-    and for the prefill of ``b`` prompts of ``prompt`` tokens: the fastest call over ``rounds`` rounds."""
+    and for the prefill of ``b`` prompts of ``prompt`` tokens (``None``: decode only): the fastest call over
+    ``rounds`` rounds."""
     sizes = [check_int("batch_size", b, 1, 1024) for b in batch_sizes]
     check_int("context", context, 1, model.max_len - 1)
-    check_int("prompt", prompt, 1, model.max_len)
+    kinds = ("decode",) if prompt is None else ("decode", "prefill")
     passes = {}
     for b in sizes:
-        tokens, prompts = random_tokens(model, b, context + 1, seed), random_tokens(model, b, prompt, seed + 1)
+        tokens = random_tokens(model, b, context + 1, seed)
         _, cache = model(tokens[:, :-1])
         passes[f"decode {b}"] = lambda tokens=tokens, cache=cache: model(tokens[:, -1:], cache)
-        passes[f"prefill {b}"] = lambda prompts=prompts: model(prompts)
+        if prompt is not None:
+            prompts = random_tokens(model, b, check_int("prompt", prompt, 1, model.max_len), seed + 1)
+            passes[f"prefill {b}"] = lambda prompts=prompts: model(prompts)
     measured = time_fastest_calls(passes, rounds)
-    return {kind: {b: measured[f"{kind} {b}"] for b in sizes} for kind in ("decode", "prefill")}
+    return {kind: {b: measured[f"{kind} {b}"] for b in sizes} for kind in kinds}
 
 
 def machine_roofs(weight_bytes: int, rounds: int = 5, memory_bytes: int = 64 * 2**20) -> dict[str, float]:
@@ -218,6 +223,19 @@ def speculation_times(target: TinyDecoder, draft: TinyDecoder, prompt: torch.Ten
                                "draft alone": lambda: generate(draft, prompt, n_new),
                                "speculative": lambda: speculative_generate(target, draft, prompt, n_new, lookahead)},
                               rounds, burst=1)
+
+
+@torch.no_grad()
+def verify_cost(model: TinyDecoder, context: int, lookahead: int, rounds: int = 5, seed: int = 0) -> float:
+    """Time of one pass over ``lookahead + 1`` new tokens (what the target runs to check a draft's guesses)
+    over one decoding step, both after ``context`` cached positions: the fastest calls, interleaved."""
+    check_int("lookahead", lookahead, 1, 64)
+    check_int("context", context, 1, model.max_len - lookahead - 1)
+    tokens = random_tokens(model, 1, context + lookahead + 1, seed)
+    _, cache = model(tokens[:, :context])
+    measured = time_fastest_calls({"verify": lambda: model(tokens[:, context:], cache),
+                                   "step": lambda: model(tokens[:, context:context + 1], cache)}, rounds)
+    return measured["verify"] / measured["step"]
 
 
 # ----------------------------------------------------------------------------- caches

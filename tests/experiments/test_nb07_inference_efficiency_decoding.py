@@ -52,6 +52,7 @@ def test_timings_have_every_entry():
     assert times["length"] == [4, 16] and len(times["KV cache"]) == len(times["no cache"]) == 2 and seen == [0.5, 1.0]
     tables = nb07.batch_step_tables(model, [1, 2], context=8, prompt=4, rounds=1)
     assert set(tables) == {"decode", "prefill"} and set(tables["decode"]) == {1, 2}
+    assert set(nb07.batch_step_tables(model, [1], context=8, prompt=None, rounds=1)) == {"decode"}
     roofs = nb07.machine_roofs(4096, rounds=1, memory_bytes=2**20)
     assert all(v > 0 for v in roofs.values()) and set(roofs) == {"FLOP/s", "cache bytes/s", "memory bytes/s"}
     with pytest.raises(ValueError, match="length"):
@@ -115,3 +116,11 @@ def test_kv_checker_never_raises(capsys):
     assert nb07.check_kv_cache_exercise(lambda **kw: 1 / 0) is False
     assert nb07.check_kv_cache_exercise(stub) is False and nb07.check_kv_cache_exercise(None) is False
     assert "Not attempted" in capsys.readouterr().out
+
+
+def test_verify_cost_compares_a_wide_pass_with_one_step():
+    model = decoder.tiny_decoder(vocab=16, d_model=16, n_heads=2, n_layers=1, max_len=40)
+    ratio = nb07.verify_cost(model, context=8, lookahead=3, rounds=2)
+    assert 0.3 < ratio < 20
+    with pytest.raises(ValueError, match="lookahead"):
+        nb07.verify_cost(model, context=8, lookahead=0)
