@@ -72,6 +72,18 @@ def class_recall(model: nn.Module, x: torch.Tensor, y: torch.Tensor, label: int)
 
 
 # ----------------------------------------------------------------------------- quantization
+def flatten_class(logits: torch.Tensor, temperature: float, label: int) -> torch.Tensor:
+    """Logits whose softmax at ``temperature`` gives every row the same probability of ``label`` (its mean over
+    the rows), the other classes rescaled to keep their ratios: the same mass on ``label``, no information in it."""
+    check_float("temperature", temperature, 0.0, 100.0, lo_open=True)
+    check_int("label", label, 0, logits.shape[1] - 1)
+    probs = torch.softmax(logits / temperature, dim=1)                        # (n, classes)
+    mean = probs[:, label].mean()
+    flat = probs * ((1 - mean) / (1 - probs[:, label])).unsqueeze(1)         # others keep their ratios
+    flat[:, label] = mean
+    return temperature * torch.log(flat)
+
+
 def weight_error(model: nn.Module, bits: int, granularity: str) -> float:
     """Root-mean-square rounding error of all linear weights, relative to their own RMS."""
     weights = [layer.weight.detach() for layer in linear_layers(model)]
@@ -87,6 +99,17 @@ def rounding_sweep(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bits_list
     return {g: {"error": [weight_error(model, bits, g) for bits in bits_list],
                 "accuracy": [accuracy(quantization.fake_quantize(model, bits, g), x, y) for bits in bits_list]}
             for g in quantization.GRANULARITIES}
+
+
+def int8_instructions(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """Which int8 dot-product instructions this CPU advertises (VNNI, AMX), the ones that decide int8 speed."""
+    try:
+        with open(cpuinfo) as handle:
+            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
+    except OSError:
+        return "int8 instructions: unknown (no /proc/cpuinfo)"
+    found = [name for name in ("avx512_vnni", "avx_vnni", "amx_int8") if name in flags]
+    return f"int8 instructions: {', '.join(found) if found else 'none of VNNI or AMX'}"
 
 
 def int8_versions(model: nn.Module) -> dict[str, nn.Module]:
@@ -313,7 +336,8 @@ def levers_rows(quantization: tuple[float, float, float, float], distillation: t
     ``quantization``: size ratio, speed-up at batch 1 and at 256, accuracy change; ``distillation``: parameter
     ratio, accuracy change, recall of the never-seen class; ``pruning``: accuracy drops of the teacher and the
     compact model at 90%, speed-ups of masked dense, sparse and structured; ``batching``: capacity gain and the
-    worker's busy fraction without and with a wait at load 1.5; ``caching``: speed-up, context length, GiB per 4k sequence (7B).
+    worker's busy fraction without and with a wait at load 1.5; ``caching``: speed-up, context length, GiB per
+    4k-token sequence (7B-like).
     """
     size, speed_1, speed_256, quant_change = quantization
     shrink, distill_change, recall = distillation
@@ -326,7 +350,7 @@ def levers_rows(quantization: tuple[float, float, float, float], distillation: t
          "trade-off seen here": "speed needs int8 kernels for this CPU; outlier activations need care"},
         {"lever": "Distillation", "speed": "a smaller dense model: fast anywhere",
          "size": f"{shrink:.0f}x fewer weights",
-         "accuracy": f"{distill_change:+.3f}; {recall:.0%} of a never-seen class",
+         "accuracy": f"{distill_change:+.3f} here, either sign across seeds; {recall:.0%} of a never-seen class",
          "trade-off seen here": "a second training run; inherits the teacher's errors"},
         {"lever": "Pruning, 90% unstructured", "speed": f"{masked:.1f}x dense kernel, {sparse:.1f}x sparse kernel",
          "size": "10x fewer non-zeros, if stored sparse",

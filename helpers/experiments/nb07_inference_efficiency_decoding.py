@@ -83,7 +83,7 @@ def step_cost_rows(model: TinyDecoder, lengths: Sequence[int]) -> list[dict]:
             flops, traffic = forward_flops(model, new, cached), forward_bytes(model, new, cached)
             rows.append({"context": n, "step": name, **{f"MFLOP, {k}": v / 1e6 for k, v in flops.items()},
                          "MB read, weights": traffic["weights"] / 1e6,
-                         f"MB keys and values {'read' if cached else 'written'}": traffic["kv cache"] / 1e6,
+                         "MB keys and values": traffic["kv cache"] / 1e6,
                          "FLOP per byte": sum(flops.values()) / sum(traffic.values())})
     return rows
 

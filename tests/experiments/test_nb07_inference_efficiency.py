@@ -208,3 +208,25 @@ def test_quantize_checker_never_raises(capsys):
     assert "Not quite" in capsys.readouterr().out
     assert nb07.check_quantize_exercise(stub) is False and nb07.check_quantize_exercise(None) is False
     assert "Not attempted" in capsys.readouterr().out
+
+
+def test_flatten_class_keeps_the_mass_and_drops_the_information():
+    logits = torch.randn(50, 10, generator=torch.Generator().manual_seed(0)) * 3
+    flat = torch.softmax(nb07.flatten_class(logits, 4.0, 3) / 4.0, dim=1)
+    probs = torch.softmax(logits / 4.0, dim=1)
+    assert torch.allclose(flat[:, 3], probs[:, 3].mean().expand(50), atol=1e-6)
+    assert torch.allclose(flat.sum(1), torch.ones(50), atol=1e-6)
+    others = [c for c in range(10) if c != 3]
+    ratio = flat[:, others] / probs[:, others]
+    assert torch.allclose(ratio, ratio[:, :1].expand_as(ratio), rtol=1e-4)
+    with pytest.raises(ValueError, match="label"):
+        nb07.flatten_class(logits, 4.0, 10)
+
+
+def test_int8_instructions_reads_the_flags(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("model name\t: X\nflags\t\t: fpu avx2 avx512f avx512_vnni amx_int8\n")
+    assert nb07.int8_instructions(str(info)) == "int8 instructions: avx512_vnni, amx_int8"
+    info.write_text("flags\t\t: fpu avx2\n")
+    assert "none" in nb07.int8_instructions(str(info))
+    assert "unknown" in nb07.int8_instructions(str(tmp_path / "missing"))
