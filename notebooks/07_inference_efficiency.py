@@ -709,10 +709,31 @@ claim("at load 1.5, waiting to fill batches lowers the share of requests within 
       heavy["batching, no wait"]["within target"] - heavy["batching with a wait"]["within target"], ">", 0.05);
 
 # %% [markdown]
+# ### Choosing the wait from a latency target
+# The wait is a dial between two costs. We sweep it at load 1.5 from zero to four single-request service
+# times: each point is one simulated stream, with the worker's busy fraction (machines you pay for) against
+# the share of requests that meet the target (users you keep).
+
+# %%
+waits = np.linspace(0, 4, 9)
+wait_costs = nb07.wait_sweep(batch_seconds, 1.5, best_batch, waits * batch_seconds[1], N_REQUESTS, seed=cfg.seed)
+fig, ax = figure("The wait at load 1.5: busy time against latency", "share of requests within the target",
+                 "worker busy fraction")
+ax.plot(wait_costs["within target"], wait_costs["busy fraction"], "o-")
+for wait, x, y in zip(waits, wait_costs["within target"], wait_costs["busy fraction"]):
+    ax.annotate(f"{wait:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+ax.set_xlim(0, 1.02)
+ax.set_ylim(0, 1.02)
+ax.text(0.02, 0.04, "labels: max_wait in single-request service times", transform=ax.transAxes, fontsize=8);
+
+# %% [markdown]
+# Busy time falls steadily as the wait grows, but the share of requests within the target collapses once
+# the wait passes about one service time: the wait is added to almost every request, and a three-service-time
+# target has no room for two of them. A product reads this curve from its target: the wait must fit inside
+# the target minus the service time of the batch it forms, with room left for queueing.
+#
 # **Practical consequence.** Batch what is already waiting; add a wait only if fuller batches save real
-# money and the latency budget has room. Choose `max_wait` from the service-level target: the wait adds
-# directly to a lone request's latency, so it must fit inside the target minus the service time of a full
-# batch, with room left for queueing. Cap the batch, let its size follow traffic, watch p95/p99 against
+# money and the latency budget has room. Cap the batch, let its size follow traffic, watch p95/p99 against
 # the target rather than the mean (the tail is where queues show first), and plan capacity from the busy
 # fraction: near 1 there is no headroom, whatever the peak capacity says.
 #

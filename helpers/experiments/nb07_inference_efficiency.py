@@ -284,6 +284,21 @@ def serving_sweep(table: Mapping[int, float], loads: Sequence[float], max_batch:
     return rows
 
 
+def wait_sweep(table: Mapping[int, float], load: float, max_batch: int, waits: Sequence[float], n_requests: int,
+               seed: int = 0) -> dict[str, list[float]]:
+    """The cost and the price of waiting, on one Poisson stream at ``load``: for each ``max_wait`` (in seconds)
+    the worker's busy fraction, the share of requests within the latency target and the p95 latency (ms)."""
+    single = table[1]
+    arrivals = serving.poisson_arrivals(check_float("load", load, 0.0, 100.0, lo_open=True) / single, n_requests, seed)
+    sweep: dict[str, list[float]] = {"busy fraction": [], "within target": [], "p95 (ms)": []}
+    for wait in waits:
+        result = serving.simulate_serving(table, arrivals, max_batch, check_float("max_wait", wait, 0.0, 3600.0))
+        sweep["busy fraction"].append(busy_fraction(table, arrivals, result))
+        sweep["within target"].append(float(np.mean(result.latencies <= TARGET_SERVICE_TIMES * single)))
+        sweep["p95 (ms)"].append(result.percentile(95) * 1e3)
+    return sweep
+
+
 def serving_explorer(table: Mapping[int, float], load: float = 1.5, max_batch: int = 64, max_wait_ms: float = 0.0,
                      n_requests: int = 2000, seed: int = 0):
     """Explorer: latency distribution of one-at-a-time serving against dynamic batching at one load."""

@@ -230,3 +230,13 @@ def test_int8_instructions_reads_the_flags(tmp_path):
     info.write_text("flags\t\t: fpu avx2\n")
     assert "none" in nb07.int8_instructions(str(info))
     assert "unknown" in nb07.int8_instructions(str(tmp_path / "missing"))
+
+
+def test_wait_sweep_trades_busy_time_for_latency():
+    sweep = nb07.wait_sweep(TABLE, 1.5, 16, [0.0, 1e-3, 4e-3], 2000, seed=0)
+    assert set(sweep) == {"busy fraction", "within target", "p95 (ms)"} and len(sweep["p95 (ms)"]) == 3
+    assert sweep["busy fraction"][0] > sweep["busy fraction"][-1]
+    assert sweep["within target"][0] > sweep["within target"][-1]
+    assert sweep["p95 (ms)"][-1] > 4     # a lone request at this load waits out most of the 4 ms
+    with pytest.raises(ValueError, match="max_wait"):
+        nb07.wait_sweep(TABLE, 1.5, 16, [-1.0], 100)
