@@ -61,3 +61,37 @@ def time_many(fns: Mapping[str, Callable[[], object]], rounds: int = 3, min_run_
         for name, fn in fns.items():
             samples[name].append(time_call(fn, min_run_time))
     return {name: min(values) for name, values in samples.items()}
+
+
+def time_fastest_calls(fns: Mapping[str, Callable[[], object]], rounds: int = 10, burst: int = 3,
+                       device: torch.device | str = "cpu") -> dict[str, float]:
+    """Seconds of the fastest single call of each function, in interleaved rounds (A A A, B B B, A A A, ...).
+
+    In each round every function is called ``burst`` times in a row, so its data is back in the caches (as it
+    is for a model that serves call after call), and the rounds interleave the functions so a change in load
+    hits them all. On the CPU with one torch thread each call is timed by the CPU time of the calling thread:
+    a busy machine takes turns away from a process but does not add to its CPU time, so even a call longer
+    than the scheduler's time slice is measured as it would run on an idle core (wall-clock time instead,
+    with several threads). On CUDA each call is timed by the wall clock between two synchronisations.
+    """
+    import time
+
+    check_int("rounds", rounds, 1, 100_000)
+    check_int("burst", burst, 1, 1000)
+    device = torch.device(device)
+    if not fns:
+        raise ValueError("fns must name at least one function to time")
+    if device.type == "cuda":
+        clock, synchronize = time.perf_counter, torch.cuda.synchronize
+    else:
+        clock, synchronize = (time.thread_time if torch.get_num_threads() == 1 else time.perf_counter), lambda: None
+    fastest = {name: float("inf") for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            for _ in range(burst):
+                synchronize()
+                start = clock()
+                fn()
+                synchronize()
+                fastest[name] = min(fastest[name], clock() - start)
+    return fastest

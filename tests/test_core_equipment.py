@@ -77,3 +77,31 @@ def test_source_of_shows_whole_functions_and_refuses_builtins():
         source.source_of(len)
     with pytest.raises(ValueError, match="needs at least one"):
         source.show_source()
+
+
+def test_time_fastest_calls_keeps_each_functions_fastest_call():
+    import time
+
+    costs = iter([0.03, 0.01, 0.002, 0.02, 0.04, 0.05, 0.006, 0.004])   # rounds of bursts: a a, b b, a a, b b
+    calls = []
+
+    def work(name):
+        calls.append(name)
+        seconds, start = next(costs), time.thread_time()
+        while time.thread_time() - start < seconds:   # busy: CPU time, which a busy machine cannot inflate
+            pass
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        times = timing.time_fastest_calls({"a": lambda: work("a"), "b": lambda: work("b")}, rounds=2, burst=2)
+    finally:
+        torch.set_num_threads(before)
+    assert calls == ["a", "a", "b", "b", "a", "a", "b", "b"]
+    assert 0.01 <= times["a"] < 0.015 and 0.002 <= times["b"] < 0.004
+    with pytest.raises(ValueError, match="rounds"):
+        timing.time_fastest_calls({"a": lambda: None}, rounds=0)
+    with pytest.raises(ValueError, match="burst"):
+        timing.time_fastest_calls({"a": lambda: None}, burst=0)
+    with pytest.raises(ValueError, match="fns must name at least one function"):
+        timing.time_fastest_calls({})

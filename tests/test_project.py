@@ -19,12 +19,6 @@ BIN = Path(sys.executable).parent
 # Modules and scripts still in the layout before helpers/scratch and helpers/experiments; each notebook's
 # migration removes its entries, and this set must be empty when the migration is done.
 NOT_YET_MIGRATED = {
-    # 07_inference_efficiency
-    "helpers/efficiency.py",
-    "helpers/decoding.py",
-    "notebooks/07_inference_efficiency.py",
-    "tests/test_efficiency.py",
-    "tests/test_decoding.py",
     # end
 }
 NOT_YET_MIGRATED_NOTEBOOKS = {Path(p).stem for p in NOT_YET_MIGRATED if p.startswith("notebooks/")}
