@@ -72,28 +72,32 @@ def linear_collapse_error(depth: int = 10, width: int = 32, seed: int = 0) -> fl
 # --------------------------------------------------------------------------- dead ReLU units
 @torch.no_grad()
 def dead_fraction_per_layer(model: nn.Module, x: torch.Tensor) -> np.ndarray:
-    """Per hidden layer, the fraction of ReLU units whose output is 0 for every example of ``x``."""
+    """Per hidden layer, the fraction of units whose output is never positive on ``x`` (a dead unit, for ReLU)."""
     _, hidden = model.forward_with_hidden(x)
     return np.array([(h <= 0).all(dim=0).float().mean().item() for h in hidden])
 
 
-DEAD_CASES = {"Adam lr 1e-3": (1e-3, None), "Adam lr 1e-2": (1e-2, None),
-              "Adam lr 0.3": (0.3, None), "biases at -3": (1e-3, -3.0)}
+DEAD_CASES = {"Adam lr 1e-3": (1e-3, None, "relu"), "Adam lr 1e-2": (1e-2, None, "relu"),
+              "Adam lr 0.3": (0.3, None, "relu"), "leaky ReLU, Adam lr 0.3": (0.3, None, "leaky_relu"),
+              "biases at -3": (1e-3, -3.0, "relu")}
 
 
 def dead_relu_runs(data: Splits, epochs: int = 3, width: int = 128, seed: int = 0,
-                   cases: dict[str, tuple[float, float | None]] | None = None) -> list[dict[str, Any]]:
-    """Train an MLP with two ReLU hidden layers (He init, Adam) once per case; dead units per layer before and after.
+                   cases: dict[str, tuple[float, float | None, str]] | None = None) -> list[dict[str, Any]]:
+    """Train an MLP with two hidden layers (He init, Adam) once per case; dead units per layer before and after.
 
-    ``cases`` maps a name to (learning rate, bias initialisation or None for zeros); the default is
-    :data:`DEAD_CASES`. Each row holds the dead fractions at initialisation and after training (one value
-    per hidden layer) and the final validation accuracy.
+    ``cases`` maps a name to (learning rate, bias initialisation or None for zeros, activation "relu" or
+    "leaky_relu"); the default is :data:`DEAD_CASES`. Each row holds, per hidden layer, the share of units
+    that are never positive on the training set at initialisation and after training (for leaky ReLU such
+    units still pass a gradient), and the final validation accuracy.
     """
     check_int("epochs", epochs, 1, 100)
     rows = []
-    for name, (lr, bias) in (cases or DEAD_CASES).items():
+    for name, (lr, bias, activation) in (cases or DEAD_CASES).items():
+        check_choice("activation", activation, ("relu", "leaky_relu"))
         torch.manual_seed(seed)
-        model = mlp(data.n_features, data.n_classes, width=width, depth=2, init="he").to(data.x_train.device)
+        model = mlp(data.n_features, data.n_classes, width=width, depth=2, activation=activation,
+                    init="he").to(data.x_train.device)
         if bias is not None:
             with torch.no_grad():
                 for block in model.blocks:
