@@ -19,18 +19,6 @@ BIN = Path(sys.executable).parent
 # Modules and scripts still in the layout before helpers/scratch and helpers/experiments; each notebook's
 # migration removes its entries, and this set must be empty when the migration is done.
 NOT_YET_MIGRATED = {
-    # 02_optimizers
-    "helpers/optim.py",
-    "notebooks/02_optimizers.py",
-    "tests/test_optim.py",
-    # 03_regularization
-    "helpers/regularization.py",
-    "notebooks/03_regularization.py",
-    "tests/test_regularization.py",
-    # 06_calibration
-    "helpers/calibration.py",
-    "notebooks/06_calibration.py",
-    "tests/test_calibration.py",
     # 07_inference_efficiency
     "helpers/efficiency.py",
     "helpers/decoding.py",
