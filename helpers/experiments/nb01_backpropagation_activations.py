@@ -112,8 +112,8 @@ def dead_relu_runs(data: Splits, epochs: int = 3, width: int = 128, seed: int = 
 def dead_units_figure(rows: Sequence[dict[str, Any]], epochs: int):
     """Per case, bars of each layer's dead fraction at initialisation and after training, values printed."""
     fig, ax = plotting.figure(f"Dead ReLU units per layer, at initialisation and after {epochs} epochs",
-                              "training set-up (final validation accuracy)", "units that never fire (fraction)",
-                              figsize=(8.0, 3.8))
+                              "training set-up (final validation accuracy)",
+                              "units never positive on any input (fraction)", figsize=(9.5, 3.8))
     n_layers = len(rows[0]["dead at init"])
     bars = [(when, layer) for layer in range(n_layers) for when in ("dead at init", "dead after training")]
     width = 0.8 / len(bars)
@@ -127,7 +127,9 @@ def dead_units_figure(rows: Sequence[dict[str, Any]], epochs: int):
             ax.text(x, v + 0.02, f"{v:.0%}", ha="center", va="bottom", fontsize=7)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_ylim(-0.02, 1.12)
-    ax.set_xticks(range(len(rows)), [f"{row['case']}\n(val {row['validation accuracy']:.2f})" for row in rows])
+    names = [row["case"].replace(", ", ",\n") for row in rows]           # "leaky ReLU,\nAdam lr 0.3"
+    labels = [f"{name}\n(val {row['validation accuracy']:.2f})" for name, row in zip(names, rows)]
+    ax.set_xticks(range(len(rows)), labels, fontsize=8)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return fig
 
