@@ -1,4 +1,6 @@
 """Tests of the small core modules: progress, timing, tables and exercise feedback."""
+import time
+
 import pytest
 import torch
 
@@ -32,6 +34,15 @@ def test_time_many_returns_the_fastest_round_for_each_function():
     assert "vector extensions" in timing.machine_note("cpu")
     with pytest.raises(ValueError, match="fns must name at least one function"):
         timing.time_many({})
+
+
+def test_time_many_can_count_only_the_calling_threads_cpu_time():
+    def sleep() -> None:
+        time.sleep(0.004)
+
+    wall = timing.time_many({"sleep": sleep}, rounds=1, min_run_time=0.02)["sleep"]
+    cpu = timing.time_many({"sleep": sleep}, rounds=1, min_run_time=0.02, clock=time.thread_time)["sleep"]
+    assert wall >= 0.004 and cpu < 0.002
 
 
 def test_markdown_table_formats_and_checks_columns():
