@@ -1,0 +1,148 @@
+"""Notebook 05, reading the gallery: the pass/fail heatmap, the measured table, and the learning-rate and
+class-weight figures, all drawn from the reports that :func:`helpers.scratch.diagnose.diagnose` returned."""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+from matplotlib.colors import ListedColormap
+
+from helpers import plotting
+from helpers.scratch.diagnose import RULES, STEPS, Report
+
+SHORT = {"label_gain": "1-NN label agreement", "init_loss": "loss at init", "confident_loss": "perfect-prediction loss",
+         "weight_spread": "per-example weight spread", "update_ratio": "update / weight",
+         "non_finite": "non-finite steps", "no_gradient": "tensors without gradient",
+         "repeat_ratio": "repeated lr-0 step", "batch_leak": "batch leak", "eval_layers": "mode in training",
+         "prediction_change": "predict twice", "unchanged": "tensors that never move",
+         "overfit_loss": "overfit one batch", "baseline_gain": "beats input-free baseline", "input_rms": "input scale",
+         "val_shift": "validation scale", "padding_change": "padding invariance", "near_duplicates": "near-duplicates",
+         "adversarial_auc": "adversarial AUC", "class_balance": "class balance", "worst_recall": "worst class recall"}
+VERDICT_COLOURS = ListedColormap(["#e6e6e6", "#b9e3c6", "#f4b183", "#b2182b"])  # n/a, pass, fail, first failure
+
+
+def verdict_matrix(reports: Mapping[str, Report]) -> np.ndarray:
+    """Rows = reports, columns = rules: 0 does not apply, 1 pass, 2 fail, 3 the first failure."""
+    matrix = np.zeros((len(reports), len(RULES)))
+    for row, report in enumerate(reports.values()):
+        first = report.first_failure()
+        for column, finding in enumerate(report.findings):
+            matrix[row, column] = {None: 0, True: 1, False: 2}[finding.passed] + (finding is first)
+    return matrix
+
+
+def heatmap(reports: Mapping[str, Report], expected: Mapping[str, int]):
+    """Every check (columns, in checklist order) on every pipeline (rows): where the checklist stops."""
+    matrix = verdict_matrix(reports)
+    fig, ax = plotting.figure("The ordered checklist on every planted bug", "check (grouped by checklist step)",
+                              "pipeline (the step that should catch it)", figsize=(11, 8.5))
+    ax.grid(False)
+    ax.imshow(matrix, cmap=VERDICT_COLOURS, vmin=-0.5, vmax=3.5, aspect="auto")
+    ax.set_xticks(range(len(RULES)), [f"{rule.step}. {SHORT[rule.key]}" for rule in RULES], rotation=60, ha="right")
+    ax.set_yticks(range(len(reports)), [f"{name}  ({expected[name]})" if name in expected else name
+                                        for name in reports])
+    for row, column in zip(*np.nonzero(matrix == 3)):
+        ax.text(column, row, "X", ha="center", va="center", color="white", fontsize=9, fontweight="bold")
+    steps = [rule.step for rule in RULES]
+    for column in range(1, len(steps)):
+        if steps[column] != steps[column - 1]:
+            ax.axvline(column - 0.5, color="black", lw=0.8)
+    legend = [("#e6e6e6", "does not apply"), ("#b9e3c6", "pass"), ("#f4b183", "fail"), ("#b2182b", "first failure (X)")]
+    for colour, label in legend:
+        ax.bar(0, 0, color=colour, label=label)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def measured_rows(reports: Mapping[str, Report], parts: Mapping[str, str], expected: Mapping[str, int]) -> list[dict]:
+    """One table row per pipeline: where the bug lives, which check stopped the checklist, and accuracy."""
+    rows = []
+    for name, report in reports.items():
+        first = report.first_failure()
+        rows.append({"pipeline": name, "part": parts.get(name, "—"), "expected step": expected.get(name, "—"),
+                     "first failure": "none" if first is None else f"{first.rule.step}. {SHORT[first.rule.key]}",
+                     "value": "—" if first is None else first.value,
+                     "healthy range": "—" if first is None else first.rule.text(),
+                     "validation accuracy": report.extras["val_accuracy"]})
+    return rows
+
+
+def learning_rate_figure(reports: Mapping[str, Report], n_classes: int, band: tuple[float, float]):
+    """Training loss and update-to-weight ratio per step for several learning rates."""
+    fig, (loss_ax, ratio_ax) = plotting.figure("Learning rate: loss and the size of each update", "training step",
+                                               "training loss (nats)", ncols=2)
+    for name, report in reports.items():
+        steps = np.arange(1, len(report.run.losses) + 1)
+        loss_ax.plot(steps, np.clip(report.run.losses, None, 50), lw=1, label=name)
+        ratio_ax.plot(steps, report.run.update_ratios, lw=1, label=name)
+    loss_ax.axhline(math.log(n_classes), color="black", ls=":", lw=1, label="ln C")
+    loss_ax.set_yscale("log")
+    ratio_ax.axhspan(*band, color="grey", alpha=0.12, label="healthy range in the first steps")
+    ratio_ax.set_yscale("log")
+    ratio_ax.set_ylabel("update-to-weight ratio |ΔW| / |W|")
+    ratio_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def gradient_figure(reports: Mapping[str, Report]):
+    """Total gradient norm per training step for each named run (log scale)."""
+    fig, ax = plotting.figure("Gradient norm per step", "training step", "gradient norm (log scale)")
+    for name, report in reports.items():
+        ax.plot(np.arange(1, len(report.run.grad_norms) + 1), report.run.grad_norms, lw=1, label=name)
+    ax.set_yscale("log")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def step_names() -> str:
+    """The checklist's steps, numbered, in one line."""
+    return "; ".join(f"{number}. {name}" for number, name in STEPS.items())
+
+
+def spoken_checklist(reports: Mapping[str, Report]) -> str:
+    """The interview answer, in checklist order, with the numbers measured in this run (Markdown)."""
+    def value(name: str, key: str) -> float:
+        return reports[name].value(key)
+
+    def extra(name: str, key: str) -> float:
+        return reports[name].extras[key]
+
+    healthy = "healthy MNIST-1D"
+    return "\n".join([
+        "**\"Training loss is not decreasing. What do you check?\" In this order:**", "",
+        f"1. **Data and labels.** Do labels belong to their inputs? A nearest-neighbour check, no model involved: "
+        f"agreement beat the majority class by {value(healthy, 'label_gain'):.2f} on clean data and by "
+        f"{value('shuffled labels', 'label_gain'):.2f} with shuffled labels, which still overfit one batch "
+        f"(loss {value('shuffled labels', 'overfit_loss'):.4f}).",
+        f"2. **Loss.** At init it should be ln C: {value(healthy, 'init_loss'):.2f} x ln 10 here. A perfect "
+        f"prediction should cost 0; with softmax before cross-entropy it costs "
+        f"{value('softmax before cross-entropy', 'confident_loss'):.2f} nats. Class weights must not explode: "
+        f"{value('exploding class weights', 'weight_spread'):.0f}x for a class of 3 examples.",
+        f"3. **Learning rate.** The update-to-weight ratio in the first steps: {value(healthy, 'update_ratio'):.3f} "
+        f"healthy, {value('learning rate x100', 'update_ratio'):.1f} at 100x (the loss spiked to "
+        f"{extra('learning rate x100', 'loss_spike'):.0f} x ln C), {value('learning rate /1000', 'update_ratio'):.0e} "
+        f"at 1/1000 (a flat curve).",
+        f"4. **Gradients.** Finite, reaching every trainable tensor, not piling up (a repeated step at learning "
+        f"rate 0 doubled the gradient, {value('missing zero_grad', 'repeat_ratio'):.2f}x, without `zero_grad`), "
+        f"and not leaking across the batch ({value('reshape mixes the batch', 'batch_leak'):.2f} of one example's "
+        f"gradient reached the others after a reshape).",
+        f"5. **Model mode.** Record each layer's mode inside the training step "
+        f"({value('eval mode in training', 'eval_layers'):.0f} layers trained in eval mode in the buggy loop), "
+        f"predict twice ({value('train mode at evaluation', 'prediction_change'):.2f} change in a probability "
+        f"with dropout on at evaluation), check that every tensor moves "
+        f"({value('first layer frozen', 'unchanged'):.0%} never did with a frozen layer).",
+        f"6. **Simplify.** Overfit one batch, beat the input-free baseline (by {value(healthy, 'baseline_gain'):.2f} "
+        f"here), then grow back.",
+        f"7. **Preprocessing.** Input scale (RMS {value('unscaled 0-255 pixels', 'input_rms'):.0f} for raw pixels), "
+        f"validation preprocessed like training ({value('raw validation inputs', 'val_shift'):.1f} standard "
+        f"deviations off when it was not), padding invariance "
+        f"({value('pads counted in the loss', 'padding_change'):.1%} loss change when pads counted).", "",
+        f"**\"Validation gets worse\":** audit the split both ways, since each audit is blind to the other "
+        f"fault: near-duplicates ({value('near-duplicate leak', 'near_duplicates'):.0%} of validation) and "
+        f"adversarial validation (AUC {value('covariate shift', 'adversarial_auc'):.2f} under a shift); then "
+        f"look by segment: a starved class had recall {extra('starved class', 'recalls')[0]:.2f} while overall "
+        f"accuracy was {extra('starved class', 'val_accuracy'):.2f}, and end tokens had recall "
+        f"{extra('mask drops end tokens', 'recalls')[-1]:.2f} at {extra('mask drops end tokens', 'val_accuracy'):.2f} "
+        f"token accuracy.",
+    ])
