@@ -580,9 +580,39 @@ explore(partial(nb05_debugging_divergence.explore_divergence, seed=cfg.seed, ste
         leak_fraction=Slider(0.0, 0.5, 0.05, 0.2), shift_size=Slider(0.0, 2.0, 0.1, 0.0))
 
 # %% [markdown]
-# ## 11. Silent broadcasting and truncation
+# ## 11. Silent preprocessing bugs: scale, broadcasting and truncation
 #
-# Two preprocessing bugs that raise no error.
+# Three preprocessing bugs that raise no error.
+#
+# **Scale.** The gallery fed the digits as raw 0–255 pixel values to the healthy pipeline: the input-scale check
+# fired (an input RMS above 100 instead of about 1), yet validation accuracy barely moved, because BatchNorm
+# rescales the first layer's output and Adam rescales every update. Take both away — the same data through an
+# MLP without normalization, trained by plain SGD — and the 0–255 pixels are fatal: the first layer's outputs are
+# in the hundreds, the loss at init is many times ln C, and the first steps blow the weights apart.
+
+# %%
+scale_rows = [{"pixels": "standardized", "model": "MLP with BatchNorm, Adam", "loss at init / ln C":
+               reports["healthy digits"].value("init_loss"),
+               "validation accuracy": reports["healthy digits"].extras["val_accuracy"]},
+              {"pixels": "0-255", "model": "MLP with BatchNorm, Adam", "loss at init / ln C":
+               reports["unscaled 0-255 pixels"].value("init_loss"),
+               "validation accuracy": reports["unscaled 0-255 pixels"].extras["val_accuracy"]}]
+scale_rows += nb05_debugging.scale_without_normalization(cfg.seed, STEPS)
+tables.show(scale_rows)
+
+# %%
+claim("with BatchNorm and Adam, 0-255 pixels cost less than 0.05 validation accuracy",
+      scale_rows[0]["validation accuracy"] - scale_rows[1]["validation accuracy"], "<", 0.05)
+claim("without normalization, plain SGD on standardized pixels reaches more than 0.85 validation accuracy",
+      scale_rows[2]["validation accuracy"], ">", 0.85)
+claim("without normalization, plain SGD on 0-255 pixels stays near chance (below 0.2)",
+      scale_rows[3]["validation accuracy"], "<", 0.2)
+claim("without normalization, 0-255 pixels put the loss at init above 3 ln C",
+      scale_rows[3]["loss at init / ln C"], ">", 3)
+
+# %% [markdown]
+# So the input-scale check is a question, not a verdict: here the architecture absorbed the bug, and a change
+# of optimizer or a removed normalization layer would expose it. Fix the scale anyway.
 #
 # **Broadcasting.** A regression model predicts a column, shape $(N, 1)$; the targets are often stored flat,
 # shape $(N,)$. Subtracting them broadcasts to an $(N, N)$ table of *every* prediction minus *every* target, and

@@ -18,11 +18,12 @@ from torch.nn import functional
 from helpers import data as datasets
 from helpers import plotting
 from helpers.exercises import NOT_ATTEMPTED, attempt, correct, wrong
+from helpers.models import mlp
 from helpers.progress import Report as ProgressReport
 from helpers.progress import share
-from helpers.scratch import data_faults, masking
+from helpers.scratch import data_faults, masking, training_checks
 from helpers.scratch.diagnose import STEPS, Report, diagnose
-from helpers.scratch.pipeline import Pipeline, adam, classifier
+from helpers.scratch.pipeline import Pipeline, adam, classifier, train
 from helpers.validation import check_choice
 
 HEALTHY_LR = 2e-3
@@ -217,6 +218,13 @@ BUGS = {
 }
 
 
+def plain_sgd(pipeline: Pipeline, lr: float = 0.1) -> Pipeline:
+    """The same data through an MLP without BatchNorm or dropout, trained by plain SGD: nothing absorbs bad scale."""
+    data = pipeline.data
+    return replace(pipeline, build_model=lambda: mlp(data.n_features, data.n_classes, 128, 2),
+                   make_optimizer=lambda model: torch.optim.SGD(model.parameters(), lr=lr))
+
+
 def planted(name: str, seed: int = 0, base: Pipeline | None = None) -> Pipeline:
     """The healthy pipeline with the bug ``name`` planted (pass ``base`` to reuse an already built one)."""
     check_choice("name", name, BUGS)
@@ -267,6 +275,20 @@ def gallery(seed: int = 0, steps: int = 200, overfit_steps: int = 100, done: Map
     return {name: reports[name] for name in CHOICES}
 
 
+def scale_without_normalization(seed: int = 0, steps: int = 200) -> list[dict]:
+    """Standardized and 0-255 digits through :func:`plain_sgd`: loss at init and validation accuracy."""
+    rows = []
+    for name in ("healthy digits", "unscaled 0-255 pixels"):
+        pipeline = plain_sgd(pipeline_named(name, seed))
+        x, y = pipeline.batch(512)
+        run = train(pipeline, steps)
+        rows.append({"pixels": "standardized" if name == "healthy digits" else "0-255",
+                     "model": "MLP, no normalization, SGD",
+                     "loss at init / ln C": training_checks.loss_at_init(pipeline, x, y) / math.log(10),
+                     "validation accuracy": run.val_acc[-1]})
+    return rows
+
+
 def curves_figure(report: Report, n_classes: int):
     """Training loss per step (with ln C) and validation accuracy (with chance) of one diagnosed run."""
     fig, (loss_ax, accuracy_ax) = plotting.figure(f"{report.pipeline}: what the curves show", "training step",
@@ -276,12 +298,12 @@ def curves_figure(report: Report, n_classes: int):
     loss_ax.plot(np.arange(1, len(losses) + 1), shown, lw=1, label="loss each step reported")
     loss_ax.axhline(math.log(n_classes), color="black", ls=":", lw=1, label="ln C (a uniform guess)")
     loss_ax.set_ylim(0, max(1.2 * math.log(n_classes), float(np.max(shown)) * 1.05))
-    loss_ax.legend(loc="upper right")
+    loss_ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     accuracy_ax.plot(report.run.eval_steps, report.run.val_acc, marker="o", label="validation")
     accuracy_ax.axhline(1 / n_classes, color="black", ls=":", lw=1, label="chance")
     accuracy_ax.set_ylabel("validation accuracy")
     accuracy_ax.set_ylim(0, 1)
-    accuracy_ax.legend(loc="lower right")
+    accuracy_ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     return fig
 
 

@@ -31,8 +31,8 @@ def explore_divergence(leak_fraction: float = 0.0, shift_size: float = 0.0, seed
     check_float("leak_fraction", leak_fraction, 0.0, 0.5)
     check_float("shift_size", shift_size, 0.0, 2.0)
     check_int("steps", steps, 20, 10_000)
-    data = data_faults.leak_near_duplicates(datasets.mnist1d(seed=seed), leak_fraction, seed=seed)
-    pipeline = classifier("MNIST-1D", data_faults.shift_validation(data, shift_size, seed), seed)
+    data = data_faults.shift_validation(datasets.mnist1d(seed=seed), shift_size, seed)   # a noisier sensor, then
+    pipeline = classifier("MNIST-1D", data_faults.leak_near_duplicates(data, leak_fraction, seed=seed), seed)  # copies
     report = diagnose(pipeline, steps, progress=progress, run=run)
     test = report.extras["test_accuracy"]
     validation = report.extras["val_accuracy"]
@@ -41,7 +41,7 @@ def explore_divergence(leak_fraction: float = 0.0, shift_size: float = 0.0, seed
     accuracy_ax.bar(["validation", "test (untouched)"], [validation, test], color=plotting.PALETTE[:2])
     accuracy_ax.axhline(0.1, color="black", ls=":", lw=1, label="chance")
     accuracy_ax.set_ylim(0, 1)
-    accuracy_ax.legend(loc="upper right")
+    accuracy_ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2))
     audits = {"near-duplicate share": ("near_duplicates", report.value("near_duplicates")),
               "adversarial AUC - 0.5": ("adversarial_auc", report.value("adversarial_auc") - 0.5)}
     checks_ax.bar(list(audits), [value for _, value in audits.values()], color=plotting.PALETTE[2:4])
@@ -50,7 +50,7 @@ def explore_divergence(leak_fraction: float = 0.0, shift_size: float = 0.0, seed
     checks_ax.set_xlabel("split audit")
     checks_ax.set_ylabel("value (above the limit: the check fires)")
     checks_ax.set_ylim(0, 0.55)
-    checks_ax.legend(loc="upper right")
+    checks_ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2))
     first = report.first_failure()
     numbers = {"validation accuracy": validation, "test accuracy": test, "validation - test": validation - test,
                "near-duplicate share": report.value("near_duplicates"),

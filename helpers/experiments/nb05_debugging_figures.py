@@ -10,6 +10,7 @@ from matplotlib.colors import ListedColormap
 
 from helpers import plotting
 from helpers.scratch.diagnose import RULES, STEPS, Report
+from helpers.scratch.pipeline import EARLY_STEPS
 
 SHORT = {"label_gain": "1-NN label agreement", "init_loss": "loss at init", "confident_loss": "perfect-prediction loss",
          "weight_spread": "per-example weight spread", "update_ratio": "update / weight",
@@ -70,26 +71,29 @@ def measured_rows(reports: Mapping[str, Report], parts: Mapping[str, str], expec
 
 def learning_rate_figure(reports: Mapping[str, Report], n_classes: int, band: tuple[float, float]):
     """Training loss and update-to-weight ratio per step for several learning rates."""
-    fig, (loss_ax, ratio_ax) = plotting.figure("Learning rate: loss and the size of each update", "training step",
-                                               "training loss (nats)", ncols=2)
+    fig, (loss_ax, ratio_ax) = plotting.figure("Learning rate: loss and the size of each update",
+                                               "training step (log scale)", "training loss (nats, log scale)", ncols=2)
     for name, report in reports.items():
         steps = np.arange(1, len(report.run.losses) + 1)
         loss_ax.plot(steps, np.clip(report.run.losses, None, 50), lw=1, label=name)
         ratio_ax.plot(steps, report.run.update_ratios, lw=1, label=name)
     loss_ax.axhline(math.log(n_classes), color="black", ls=":", lw=1, label="ln C")
-    loss_ax.set_yscale("log")
-    ratio_ax.axhspan(*band, color="grey", alpha=0.12, label="healthy range in the first steps")
-    ratio_ax.set_yscale("log")
+    ratio_ax.fill_between([1, EARLY_STEPS], *band, color="grey", alpha=0.2,
+                          label=f"healthy range (first {EARLY_STEPS} steps)")
+    for ax in (loss_ax, ratio_ax):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
     ratio_ax.set_ylabel("update-to-weight ratio |ΔW| / |W|")
     ratio_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
 def gradient_figure(reports: Mapping[str, Report]):
-    """Total gradient norm per training step for each named run (log scale)."""
-    fig, ax = plotting.figure("Gradient norm per step", "training step", "gradient norm (log scale)")
-    for name, report in reports.items():
-        ax.plot(np.arange(1, len(report.run.grad_norms) + 1), report.run.grad_norms, lw=1, label=name)
+    """Total gradient norm per training step for each named run (log scale); the first run is drawn on top."""
+    fig, ax = plotting.figure("Gradient norm per training step", "training step", "gradient norm (log scale)")
+    for order, (name, report) in enumerate(reports.items()):
+        ax.plot(np.arange(1, len(report.run.grad_norms) + 1), report.run.grad_norms, lw=1, label=name,
+                zorder=len(reports) - order, alpha=1.0 if order == 0 else 0.7)
     ax.set_yscale("log")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig

@@ -16,7 +16,7 @@ from torch.nn import functional
 from helpers import data as datasets
 from helpers import plotting
 from helpers.scratch import nan_hunting
-from helpers.scratch.pipeline import adam, classifier
+from helpers.scratch.pipeline import adam, classifier, gradient_norm
 from helpers.timing import time_many
 from helpers.validation import check_float, check_int
 
@@ -26,6 +26,7 @@ class Hunt:
     """What one run at a high learning rate showed, step by step."""
 
     losses: list[float] = field(default_factory=list)
+    grad_norms: list[float] = field(default_factory=list)   # after each backward pass (nan or inf when broken)
     guard_step: int | None = None          # first step whose gradients were not finite
     loss_at_guard: float | None = None     # the loss of that step (finite: the forward pass looked fine)
     bad_parameters: int = 0                # parameter tensors with non-finite gradients at that step
@@ -61,6 +62,7 @@ def hunt(seed: int = 0, lr: float = 0.2, steps: int = 30, naive: bool = True) ->
             break
         optimizer.zero_grad()
         loss.backward()
+        result.grad_norms.append(gradient_norm(model))
         if result.guard_step is None and not nan_hunting.gradients_finite(model):
             result.guard_step, result.loss_at_guard = step, loss.item()
             result.bad_parameters = len(nan_hunting.non_finite_gradients(model))
@@ -77,18 +79,25 @@ def replay(model: torch.nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor, se
 
 
 def figure(naive: Hunt, library: Hunt):
-    """Training loss per step for the hand-written and the library cross-entropy, with the guard's catch marked."""
-    fig, ax = plotting.figure("Adam at 100x the learning rate: the gradient breaks first", "training step",
-                              "training loss (nats, log scale)")
-    for name, run in (("hand-written -log(softmax)", naive), ("F.cross_entropy (control)", library)):
-        finite = [(step, loss) for step, loss in enumerate(run.losses) if math.isfinite(loss)]
-        ax.plot(*zip(*finite), marker="o", markersize=3, label=name)
-    if naive.guard_step is not None:
-        ax.axvline(naive.guard_step, color="black", ls=":", lw=1.2, label="guard: first non-finite gradient")
-    if naive.nan_loss_step is not None:
-        ax.axvline(naive.nan_loss_step, color=plotting.PALETTE[1], ls="--", lw=1.2, label="first NaN loss")
-    ax.set_yscale("log")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    """Loss and gradient norm per step for the hand-written and the library cross-entropy (X: not finite)."""
+    fig, (loss_ax, grad_ax) = plotting.figure("Adam at 100x the learning rate: the gradient breaks first",
+                                              "training step", "training loss (nats)", ncols=2)
+    runs = {"hand-written -log(softmax)": (naive, plotting.PALETTE[1]), "F.cross_entropy (control)":
+            (library, plotting.PALETTE[0])}
+    for ax, series in ((loss_ax, "losses"), (grad_ax, "grad_norms")):
+        finite_values = [v for run, _ in runs.values() for v in getattr(run, series) if math.isfinite(v)]
+        top = max(finite_values) * (3 if ax is grad_ax else 1.25)
+        for name, (run, colour) in runs.items():
+            values = getattr(run, series)
+            steps = [step for step, v in enumerate(values) if math.isfinite(v)]
+            ax.plot(steps, [values[step] for step in steps], marker="o", markersize=3, color=colour, label=name,
+                    lw=2.5 if run is naive else 1.2, zorder=3 if run is naive else 2)
+            broken = [step for step, v in enumerate(values) if not math.isfinite(v)]
+            ax.scatter(broken, [top] * len(broken), marker="X", s=80, color=colour, zorder=4,
+                       label=f"{name}: not finite" if broken else None)
+    grad_ax.set_yscale("log")
+    grad_ax.set_ylabel("gradient norm (log scale)")
+    grad_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 

@@ -115,8 +115,10 @@ def truncation_figure(results: list[dict]):
                               "accuracy (fraction correct)")
     for result in results:
         buckets = result["by length"]
+        cut = result["truncated share"]
         ax.plot(list(buckets), list(buckets.values()), marker="o",
-                label=f"truncated at {result['limit']} ({result['truncated share']:.0%} of sequences cut)")
+                label=f"truncated at {result['limit']} tokens ({cut:.0%} of sequences cut)" if cut > 0
+                else f"limit {result['limit']} tokens (nothing cut)")
     ax.axhline(1 / KEYWORDS, color="black", ls=":", lw=1, label="chance")
     ax.set_ylim(0, 1.05)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))

@@ -132,3 +132,9 @@ def test_gallery_figures_and_the_spoken_answer(reports):
     assert figures.learning_rate_figure({"a": reports["healthy MNIST-1D"]}, 10, (1e-3, 0.5)).axes[0].has_data()
     assert figures.gradient_figure({"a": reports["starved class"]}).axes[0].has_data()
     assert "1. data and labels" in figures.step_names()
+
+
+def test_unscaled_pixels_are_fatal_without_normalization():
+    standardized, raw = nb05_debugging.scale_without_normalization(seed=0, steps=60)
+    assert standardized["validation accuracy"] > 0.8 and raw["validation accuracy"] < 0.2
+    assert standardized["loss at init / ln C"] < 1.2 < 3 < raw["loss at init / ln C"]
