@@ -229,8 +229,9 @@ explore(partial(nb05_debugging.explore_bug, seed=cfg.seed), run_button=True,
 # - **Shuffled labels** overfit one batch as easily as true ones: a network memorises 32 arbitrary labels.
 # - **`reshape` where a transpose was meant** mixes the examples of a batch. One fixed batch is one fixed
 #   mixture, which a network can still memorise; on fresh batches it learns nothing.
-# - **Eval mode left on in training** (the loop evaluates, then forgets `model.train()`) turns dropout off
-#   and freezes BatchNorm's running statistics. Both famous checks pass and the curves look normal.
+# - **Eval mode left on in training** (the loop evaluates, then forgets `model.train()`) turns dropout off,
+#   and BatchNorm normalizes with running statistics that never update (still mean 0 and variance 1), so it
+#   normalizes nothing. Both famous checks pass and the curves look normal.
 # - **A frozen layer** receives no gradient, and a gradient check that — like most — only loops over parameters
 #   with `requires_grad=True` never looks at it. Only "did every tensor move?" catches it.
 # - **Exploding class weights** leave the loss at init at ln C: a weighted mean divides by the sum of the weights.
@@ -282,13 +283,15 @@ nb05_debugging.check_train_mode(trains_in_train_mode, cfg.seed);
 # %% [markdown]
 # ## 6. Learning rate: too high diverges, too low looks flat
 #
-# **Mechanism.** Adam moves every weight by about the learning rate $\eta$ in its first steps, whatever the
-# gradient's size, so the **update-to-weight ratio** $\lVert \Delta W \rVert / \lVert W \rVert$ of a layer
-# with $n$ weights starts near $\eta\sqrt{n} / \lVert W \rVert$. Karpathy's rule of thumb is to watch this ratio:
-# far above a few percent, each step rewrites the layer; far below $10^{-3}$, nothing happens. Our healthy runs
-# sit at about 0.04 in their first 20 steps. At 100x the rate the first step moves the weights by several times
-# their own size, the loss spikes, ReLUs die and the network ends at chance; at 1/1000 the curve is flat and
-# looks exactly like a data bug.
+# **Mechanism.** The loss curve cannot tell a rate that is too high from a bug that scrambles the data, but the
+# size of each update relative to the weights can: the **update-to-weight ratio**
+# $\lVert \Delta W \rVert / \lVert W \rVert$ per layer. Karpathy's rule of thumb is a scale ratio of about
+# $10^{-3}$ over training. Adam moves every weight by about the learning rate $\eta$ in its first steps,
+# whatever the gradient's size, so a layer of $n$ weights starts near $\eta\sqrt{n} / \lVert W \rVert$: about
+# 0.04 for our healthy layers, and 100 times that at 100x the rate, where the first step moves the weights by
+# several times their own size. The loss spikes, and the updates then shrink by many orders of magnitude: the
+# network has stopped learning, at chance. At 1/1000 of the rate the ratio stays near $10^{-5}$, and the flat
+# loss curve looks exactly like a data bug.
 
 # %%
 rates = {"healthy (2e-3)": reports["healthy MNIST-1D"], "x100 (0.2)": reports["learning rate x100"],
@@ -302,10 +305,10 @@ tables.show([{"run": name, "largest update / weight (first 20 steps)": report.va
               "validation accuracy": report.extras["val_accuracy"]} for name, report in rates.items()])
 
 # %% [markdown]
-# Across seeds 0–4 at both scales the 100x run's first updates reached 3.9 times the weights (healthy 0.039),
-# and its loss peaked at 10–16 x ln C; at 1/1000 the ratio was 3.9e-5. Both ended at chance. The practical
-# consequence: when a curve is flat, compute the update ratio before touching the data; when it spikes,
-# compare the ratio against a run at a tenth of the rate — the healthy run is that control here.
+# Across seeds 0–4 at both scales the 100x run's first update reached 3.9 times the weights (healthy 0.039),
+# and its loss peaked at 10–16 x ln C; at 1/1000 the largest ratio was 3.9e-5. Both ended at chance. The
+# practical consequence: when a curve is flat, compute the update ratio before touching the data; when it
+# spikes, compare against a run at a much lower rate — the healthy run is that control here.
 
 # %%
 claim("at 100x the learning rate one of the first 20 updates is larger than half the weights",

@@ -27,8 +27,8 @@ class Hunt:
 
     losses: list[float] = field(default_factory=list)
     grad_norms: list[float] = field(default_factory=list)   # after each backward pass (nan or inf when broken)
-    guard_step: int | None = None          # first step whose gradients were not finite
-    loss_at_guard: float | None = None     # the loss of that step (finite: the forward pass looked fine)
+    guard_step: int | None = None          # first step whose loss or gradients were not finite
+    loss_at_guard: float | None = None     # the loss of that step (often finite: the forward pass looked fine)
     bad_parameters: int = 0                # parameter tensors with non-finite gradients at that step
     parameters: int = 0
     origin: str | None = None              # backward function named by the anomaly replay
@@ -39,8 +39,9 @@ class Hunt:
 def hunt(seed: int = 0, lr: float = 0.2, steps: int = 30, naive: bool = True) -> Hunt:
     """Train the MNIST-1D classifier with Adam at ``lr``, hand-written (``naive``) or library cross-entropy.
 
-    A guard after each backward pass records the first non-finite gradient and replays that step under
-    anomaly detection; forward hooks record which module first outputs a NaN once the loss is NaN.
+    A guard after each backward pass records the first step whose loss or gradients are not finite and
+    replays it under anomaly detection; forward hooks record which module first outputs a NaN once the
+    loss is not finite (training stops there).
     """
     check_float("lr", lr, 0.0, 100.0, lo_open=True)
     check_int("steps", steps, 1, 10_000)
@@ -59,14 +60,16 @@ def hunt(seed: int = 0, lr: float = 0.2, steps: int = 30, naive: bool = True) ->
         result.losses.append(loss.item())
         if not math.isfinite(loss.item()):
             result.nan_loss_step, result.blamed = step, hooks.culprit
-            break
         optimizer.zero_grad()
         loss.backward()
         result.grad_norms.append(gradient_norm(model))
-        if result.guard_step is None and not nan_hunting.gradients_finite(model):
+        finite = math.isfinite(loss.item()) and nan_hunting.gradients_finite(model)
+        if result.guard_step is None and not finite:              # the guard: loss and gradients after backward()
             result.guard_step, result.loss_at_guard = step, loss.item()
             result.bad_parameters = len(nan_hunting.non_finite_gradients(model))
             result.origin = nan_hunting.anomaly_origin(partial(replay, model, loss_fn, x, y, seed * 100_000 + step))
+        if result.nan_loss_step is not None:
+            break
         optimizer.step()
     return result
 
