@@ -107,46 +107,37 @@ def step_names() -> str:
 def spoken_checklist(reports: Mapping[str, Report]) -> str:
     """The interview answer, in checklist order, with the numbers measured in this run (Markdown)."""
     def value(name: str, key: str) -> float:
-        return reports[name].value(key)
+        return reports[name].value(key) + 0.0             # + 0.0 turns a -0.0 into 0.0
 
-    def extra(name: str, key: str) -> float:
+    def extra(name: str, key: str):
         return reports[name].extras[key]
 
     healthy = "healthy MNIST-1D"
     return "\n".join([
         "**\"Training loss is not decreasing. What do you check?\" In this order:**", "",
-        f"1. **Data and labels.** Do labels belong to their inputs? A nearest-neighbour check, no model involved: "
-        f"agreement beat the majority class by {value(healthy, 'label_gain'):.2f} on clean data and by "
-        f"{value('shuffled labels', 'label_gain'):.2f} with shuffled labels, which still overfit one batch "
-        f"(loss {value('shuffled labels', 'overfit_loss'):.4f}).",
-        f"2. **Loss.** At init it should be ln C: {value(healthy, 'init_loss'):.2f} x ln 10 here. A perfect "
-        f"prediction should cost 0; with softmax before cross-entropy it costs "
-        f"{value('softmax before cross-entropy', 'confident_loss'):.2f} nats. Class weights must not explode: "
-        f"{value('exploding class weights', 'weight_spread'):.0f}x for a class of 3 examples.",
-        f"3. **Learning rate.** The update-to-weight ratio in the first steps: {value(healthy, 'update_ratio'):.3f} "
-        f"healthy, {value('learning rate x100', 'update_ratio'):.1f} at 100x (the loss spiked to "
-        f"{extra('learning rate x100', 'loss_spike'):.0f} x ln C), {value('learning rate /1000', 'update_ratio'):.0e} "
-        f"at 1/1000 (a flat curve).",
-        f"4. **Gradients.** Finite, reaching every trainable tensor, not piling up (a repeated step at learning "
-        f"rate 0 doubled the gradient, {value('missing zero_grad', 'repeat_ratio'):.2f}x, without `zero_grad`), "
-        f"and not leaking across the batch ({value('reshape mixes the batch', 'batch_leak'):.2f} of one example's "
-        f"gradient reached the others after a reshape).",
-        f"5. **Model mode.** Record each layer's mode inside the training step "
-        f"({value('eval mode in training', 'eval_layers'):.0f} layers trained in eval mode in the buggy loop), "
-        f"predict twice ({value('train mode at evaluation', 'prediction_change'):.2f} change in a probability "
-        f"with dropout on at evaluation), check that every tensor moves "
-        f"({value('first layer frozen', 'unchanged'):.0%} never did with a frozen layer).",
-        f"6. **Simplify.** Overfit one batch, beat the input-free baseline (by {value(healthy, 'baseline_gain'):.2f} "
-        f"here), then grow back.",
+        f"1. **Data and labels.** Do labels belong to inputs? Nearest neighbours agree beyond the majority class "
+        f"by {value(healthy, 'label_gain'):.2f} on clean data, {value('shuffled labels', 'label_gain'):.2f} with "
+        f"shuffled labels — which still overfit one batch.",
+        f"2. **Loss.** Init at ln C ({value(healthy, 'init_loss'):.2f} x ln 10 here); a perfect prediction costs 0 "
+        f"(softmax before cross-entropy: {value('softmax before cross-entropy', 'confident_loss'):.2f} nats); "
+        f"class weights within 10x ({value('exploding class weights', 'weight_spread'):.0f}x for a class of 3).",
+        f"3. **Learning rate.** Update-to-weight ratio: {value(healthy, 'update_ratio'):.3f} healthy, "
+        f"{value('learning rate x100', 'update_ratio'):.1f} at 100x, "
+        f"{value('learning rate /1000', 'update_ratio'):.0e} at 1/1000.",
+        f"4. **Gradients.** Finite, reaching every tensor, not piling up (a repeated step at rate 0 gave "
+        f"{value('missing zero_grad', 'repeat_ratio'):.1f}x the gradient without `zero_grad`), not leaking across "
+        f"the batch ({value('reshape mixes the batch', 'batch_leak'):.0%} did after a bad reshape).",
+        f"5. **Model mode.** Record the mode inside the training step "
+        f"({value('eval mode in training', 'eval_layers'):.0f} layers in eval mode in the buggy loop); predict "
+        f"twice; check every tensor moves ({value('first layer frozen', 'unchanged'):.0%} never did when frozen).",
+        f"6. **Simplify.** Overfit one batch; beat an input-free baseline (by {value(healthy, 'baseline_gain'):.2f}).",
         f"7. **Preprocessing.** Input scale (RMS {value('unscaled 0-255 pixels', 'input_rms'):.0f} for raw pixels), "
-        f"validation preprocessed like training ({value('raw validation inputs', 'val_shift'):.1f} standard "
-        f"deviations off when it was not), padding invariance "
-        f"({value('pads counted in the loss', 'padding_change'):.1%} loss change when pads counted).", "",
-        f"**\"Validation gets worse\":** audit the split both ways, since each audit is blind to the other "
-        f"fault: near-duplicates ({value('near-duplicate leak', 'near_duplicates'):.0%} of validation) and "
-        f"adversarial validation (AUC {value('covariate shift', 'adversarial_auc'):.2f} under a shift); then "
-        f"look by segment: a starved class had recall {extra('starved class', 'recalls')[0]:.2f} while overall "
-        f"accuracy was {extra('starved class', 'val_accuracy'):.2f}, and end tokens had recall "
-        f"{extra('mask drops end tokens', 'recalls')[-1]:.2f} at {extra('mask drops end tokens', 'val_accuracy'):.2f} "
-        f"token accuracy.",
+        f"validation preprocessed like training ({value('raw validation inputs', 'val_shift'):.1f} SD off when "
+        f"not), padding invariance ({value('pads counted in the loss', 'padding_change'):.1%} when pads counted).",
+        "",
+        f"**\"Validation gets worse\":** audit the split both ways — near-duplicates "
+        f"({value('near-duplicate leak', 'near_duplicates'):.0%} of validation were copies) and adversarial "
+        f"validation (AUC {value('covariate shift', 'adversarial_auc'):.2f} under a shift) — then look by segment: "
+        f"a starved class had recall {extra('starved class', 'recalls')[0]:.2f} at "
+        f"{extra('starved class', 'val_accuracy'):.2f} overall accuracy.",
     ])
