@@ -521,16 +521,16 @@ tables.show([{"validation split": name, "validation accuracy": reports[name].ext
 
 # %% [markdown]
 # The three runs train the *same* model (only validation differs), so their test accuracy is identical. With
-# 20% of validation replaced by lightly jittered copies of training rows, validation reads higher than the
+# 30% of validation replaced by lightly jittered copies of training rows, validation reads higher than the
 # truth; with validation recorded by a noisier sensor (noise of one standard deviation), it reads far lower.
 # Each audit sees one fault and is blind to the other: copies do not change the distribution, and noise
 # creates no copies. Run both.
 
 # %%
 leak, shift, clean = (reports[name] for name in ("near-duplicate leak", "covariate shift", "healthy MNIST-1D"))
-claim("near-duplicate leakage makes validation accuracy read more than 0.02 higher than on the clean split",
-      leak.extras["val_accuracy"] - clean.extras["val_accuracy"], ">", 0.02)
-claim("the near-duplicate check flags the leak", leak.value("near_duplicates"), ">=", 0.15)
+claim("near-duplicate leakage makes validation accuracy read more than 0.01 higher than on the clean split",
+      leak.extras["val_accuracy"] - clean.extras["val_accuracy"], ">", 0.01)
+claim("the near-duplicate check flags the leak", leak.value("near_duplicates"), ">=", 0.2)
 claim("adversarial validation is blind to the leak", leak.value("adversarial_auc"), "<", 0.6)
 claim("covariate shift makes validation accuracy read more than 0.15 below test",
       shift.extras["test_accuracy"] - shift.extras["val_accuracy"], ">", 0.15)
@@ -569,9 +569,9 @@ fig = nb05_debugging_divergence.drift_figure(drift)
 # %%
 random_gap = drift.random_val - drift.random_future
 time_gap = drift.time_val - drift.time_future
-claim("a random split overestimates future accuracy by more than 0.07", random_gap, ">", 0.07)
-claim("a time-based split overestimates future accuracy by at least 0.03 less than a random split does",
-      random_gap - time_gap, ">", 0.03)
+claim("a random split overestimates future accuracy by more than 0.05", random_gap, ">", 0.05)
+claim("a time-based split overestimates future accuracy by at least 0.02 less than a random split does",
+      random_gap - time_gap, ">", 0.02)
 
 # %% [markdown]
 # **Explorer.** Leak a share of validation and shift it by sensor noise, then press Run: validation against the
@@ -674,7 +674,13 @@ Markdown(figures.spoken_checklist(reports))
 # that step under `detect_anomaly`, which names the backward function. Here it named `LogBackward0`, a
 # hand-written log of a softmax; the library's cross-entropy at the same learning rate never produced a NaN."
 #
-# Across seeds 0–4 at both scales: RANGES.
+# Across seeds 0–4 at both scales the same answer held with these numbers: nearest-neighbour agreement beyond
+# the majority class 0.43–0.45 on clean labels and about 0 on shuffled ones; loss at init 1.00–1.02 x ln C; a
+# perfect prediction after a softmax 1.46 nats; a weight spread of 107x; update-to-weight ratios of 0.039 (healthy),
+# 3.9 (100x) and 3.9e-5 (1/1000); a repeated step at rate 0 giving exactly 2.0x the gradient without `zero_grad`;
+# 0.97–1.00 of one example's gradient leaking after the bad reshape; padding changing the loss by 0.4–4.6% when
+# pads were counted; adversarial AUC 0.90 under the shift and 0.47–0.52 under the leak; end-token recall 0 at
+# 0.91 token accuracy.
 #
 # ## Traps
 #
@@ -682,9 +688,9 @@ Markdown(figures.spoken_checklist(reports))
 #   checks in section 5, from shuffled labels to counted pads.
 # - **"The loss is flat, so the data is bad."** A learning rate 1000x too low gives the same flat curve; the
 #   update-to-weight ratio (3.9e-5 against a healthy 0.039) separates them in one number.
-# - **"A lower training loss means a better training loop."** Counting pads, eval mode in training and
-#   softmax before cross-entropy all change the reported loss without the model getting better; compare losses
-#   only under the same loss function and mode.
+# - **"A lower training loss means a better model."** Dividing a masked loss by every position multiplied the
+#   loss at init by 0.68–0.70 (the share of real tokens) with the same model underneath; compare losses only
+#   under the same loss function, mode and masking.
 # - **"I checked the gradients: every parameter with `requires_grad` has one."** That loop skips exactly the
 #   frozen layer; check that every tensor *moves*.
 # - **"Validation is lower than training, so it is overfitting."** It can be a shift (adversarial AUC 0.9)
@@ -692,5 +698,5 @@ Markdown(figures.spoken_checklist(reports))
 #   when the split audits pass.
 # - **"Validation accuracy is high, so the model is good."** Near-duplicates inflate it; a random split hides
 #   drift; a starved class or a dropped end token hides in the average.
-# - **"Inverse-frequency class weights fix imbalance."** For a class of 3 examples they made gradients spiky
-#   and left its recall at zero.
+# - **"Inverse-frequency class weights fix imbalance."** For a class of 3 examples they made the gradient norm
+#   spikier and left the class's recall below a third of what it reaches with all its data.
