@@ -20,9 +20,9 @@ def test_rules_judge_their_ranges_inclusively_and_fail_nan():
     assert all(rule.judge(math.nan) is False for rule in (at_most, at_least, inside))
     assert all(rule.judge(None) is None for rule in (at_most, at_least, inside))
     assert (at_most.text(), at_least.text(), inside.text()) == ("<= 1", ">= 1", "in [1, 2]")
-    with pytest.raises(ValueError, match="op"):
+    with pytest.raises(ValueError, match=r"^op must"):
         Rule(1, "x", "x", "<", 1.0)
-    with pytest.raises(ValueError, match="step"):
+    with pytest.raises(ValueError, match=r"^step must"):
         Rule(9, "x", "x", "<=", 1.0)
 
 
@@ -93,9 +93,9 @@ def test_data_faults_are_stopped_at_the_data_and_split_steps():
 
 
 def test_diagnose_checks_its_arguments():
-    with pytest.raises(ValueError, match="steps"):
+    with pytest.raises(ValueError, match=r"^steps must"):
         diagnose.diagnose(tiny(), steps=10)
-    with pytest.raises(ValueError, match="overfit_steps"):
+    with pytest.raises(ValueError, match=r"^overfit_steps must"):
         diagnose.diagnose(tiny(), steps=40, overfit_steps=1)
 
 
@@ -103,3 +103,29 @@ def test_progress_reaches_the_end():
     seen = []
     diagnose.diagnose(tiny(), steps=40, overfit_steps=5, progress=seen.append)
     assert seen[-1] == 1.0 and seen == sorted(seen)
+
+
+def test_report_rows_show_values_ranges_and_step_names():
+    report = report_of({"init_loss": 0.5, "batch_leak": 0.0})
+    row = next(r for r in report.rows() if r["check"] == RULE["init_loss"].check)
+    assert row == {"step": "2 loss", "check": "loss at init / ln C", "value": 0.5, "healthy": "in [0.85, 1.2]",
+                   "verdict": "FIRST FAILURE"}
+    leak = next(r for r in report.rows() if r["check"] == RULE["batch_leak"].check)
+    assert leak["step"] == "4 gradients" and leak["verdict"] == "pass" and leak["healthy"] == "<= 0.0001"
+    assert diagnose.STEPS == {1: "data and labels", 2: "loss", 3: "learning rate", 4: "gradients", 5: "model mode",
+                              6: "simplify", 7: "preprocessing", 8: "splits and segments"}
+    assert [(r.key, r.op, r.threshold) for r in RULES] == [
+        ("label_gain", ">=", 0.15), ("init_loss", "between", (0.85, 1.2)), ("confident_loss", "<=", 0.05),
+        ("weight_spread", "<=", 10.0), ("update_ratio", "between", (1e-3, 0.5)), ("non_finite", "<=", 0),
+        ("no_gradient", "<=", 0), ("repeat_ratio", "between", (0.99, 1.01)), ("batch_leak", "<=", 1e-4),
+        ("eval_layers", "<=", 0), ("prediction_change", "<=", 1e-4), ("unchanged", "<=", 0),
+        ("overfit_loss", "<=", 0.05), ("baseline_gain", ">=", 0.1), ("input_rms", "between", (0.1, 10.0)),
+        ("val_shift", "<=", 1.0), ("padding_change", "<=", 1e-4), ("near_duplicates", "<=", 0.02),
+        ("adversarial_auc", "<=", 0.7), ("class_balance", ">=", 0.2), ("worst_recall", ">=", 0.1)]
+
+
+def test_diagnose_defaults():
+    import inspect
+
+    parameters = inspect.signature(diagnose.diagnose).parameters
+    assert parameters["steps"].default == 200 and parameters["overfit_steps"].default == 100

@@ -52,9 +52,9 @@ def test_the_tagger_only_looks_back():
     assert not torch.allclose(model(changed)[:, 6:], out[:, 6:])
     padded = torch.cat([x, torch.zeros(4, 5, dtype=torch.long)], 1)
     assert torch.allclose(model(padded)[:, :10], out, atol=1e-6)
-    with pytest.raises(ValueError, match="dim"):
+    with pytest.raises(ValueError, match=r"^dim must"):
         masking.CausalTagger(dim=0)
-    with pytest.raises(ValueError, match="hidden"):
+    with pytest.raises(ValueError, match=r"^hidden must"):
         masking.CausalTagger(hidden=0)
 
 
@@ -67,3 +67,16 @@ def test_tagging_splits_have_the_requested_sizes():
     for bad in ({"n_train": 0}, {"n_val": 0}, {"n_test": 0}):
         with pytest.raises(ValueError):
             masking.tagging_splits(**bad)
+
+
+def test_defaults_of_the_task_and_the_tagger():
+    x, _ = masking.padded_sequences(40)
+    assert x.shape == (40, 16) and torch.equal(x, masking.padded_sequences(40, 16, 0)[0])
+    data = masking.tagging_splits()
+    assert data.sizes() == {"train": 2000, "val": 500, "test": 500} and data.x_train.shape[1] == 16
+    assert torch.equal(data.x_test, masking.padded_sequences(3000, 16, 0)[0][2500:])
+    assert data.name == "tagging" and data.x_train.device.type == "cpu"
+    tagger = masking.CausalTagger()
+    assert tagger.embed.weight.shape == (masking.VOCABULARY, 16)
+    assert [layer.out_features for layer in tagger.mlp if hasattr(layer, "out_features")] == [48, masking.TAGS]
+    assert (masking.EOS, masking.VOCABULARY, masking.TAGS, masking.END_TAG) == (0, 16, 8, 7)

@@ -60,3 +60,20 @@ def test_anomaly_replay_names_the_backward_function_that_made_the_nan():
 
     with pytest.raises(RuntimeError, match="something else"):
         nan_hunting.anomaly_origin(other_error)
+
+
+def test_hooks_watch_only_leaf_modules_and_the_replay_is_silent():
+    import warnings
+
+    model = nn.Sequential(nn.Sequential(nn.Linear(2, 2)), nn.Linear(2, 1))
+    with nan_hunting.FirstNonFiniteOutput(model) as hooks:
+        assert len(hooks.handles) == 2
+        with torch.no_grad():
+            model[0][0].bias[0] = math.inf
+        model(torch.ones(1, 2))
+    assert hooks.culprit == "0.0" and hooks.handles and not any(m._forward_hooks for m in model.modules())
+    extreme = torch.tensor([[200.0, 0.0, -200.0]], requires_grad=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        nan_hunting.anomaly_origin(lambda: nan_hunting.naive_cross_entropy(extreme, torch.tensor([0])).backward())
+    assert caught == []

@@ -81,7 +81,7 @@ def test_classifier_builds_the_healthy_mlp():
     assert model.blocks[0].linear.out_features == 8 and len(model.blocks) == 2
     assert isinstance(model.blocks[1].norm, nn.BatchNorm1d) and isinstance(model.blocks[0].drop, nn.Dropout)
     assert model.blocks[0].drop.p == 0.1
-    with pytest.raises(ValueError, match="width"):
+    with pytest.raises(ValueError, match=r"^width must"):
         pipeline.classifier("blobs", blobs(), width=0)
 
 
@@ -114,9 +114,9 @@ def test_train_records_each_step_and_each_evaluation():
     assert set(run.moved_early) == {name for name, _ in run.model.named_parameters()} and all(run.moved_early.values())
     assert run.val_acc[-1] > 0.9 and run.val_loss[-1] < run.val_loss[0]
     assert all(0 < ratio < 1 for ratio in run.update_ratios)
-    with pytest.raises(ValueError, match="steps"):
+    with pytest.raises(ValueError, match=r"^steps must"):
         pipeline.train(tiny(), steps=19)
-    with pytest.raises(ValueError, match="evaluations"):
+    with pytest.raises(ValueError, match=r"^evaluations must"):
         pipeline.train(tiny(), steps=30, evaluations=31)
 
 
@@ -151,3 +151,32 @@ def test_metrics_count_only_the_masked_positions_of_sequences():
     assert torch.equal(output, x[0, :1]) and torch.equal(labels, torch.tensor([1]))
     loss, accuracy = pipeline.evaluate(p, nn.Identity(), x, y)
     assert accuracy == 1.0 and loss == pytest.approx(functional.cross_entropy(x[0, :1], labels).item())
+
+
+def test_defaults_of_the_pipeline_and_the_loop():
+    p = Pipeline("defaults", blobs(), lambda: nn.Linear(6, 3))
+    assert (p.batch_size, p.seed, p.pad_id, p.metric_mask) == (128, 0, None, None)
+    assert p.loss is pipeline.cross_entropy and p.make_optimizer is pipeline.adam and p.predict is pipeline.predict
+    assert pipeline.EARLY_STEPS == 20
+    assert pipeline.train(tiny(), steps=20).eval_steps == [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
+    assert pipeline.classifier("blobs", blobs()).fresh_model().blocks[0].linear.out_features == 128
+    x, y = tiny().batch(5)
+    assert torch.equal(x, tiny().data.x_train[:5]) and torch.equal(y, tiny().data.y_train[:5])
+
+
+def test_moved_early_is_read_after_exactly_twenty_steps():
+    class LateStart(torch.optim.SGD):
+        """Leaves the weights alone for the first ``wait`` steps."""
+
+        def __init__(self, params, wait):
+            super().__init__(params, lr=0.1)
+            self.wait = wait
+
+        def step(self, closure=None):
+            self.wait -= 1
+            return None if self.wait >= 0 else super().step(closure)
+
+    late = pipeline.train(tiny(make_optimizer=lambda model: LateStart(model.parameters(), 20)), 30, 1)
+    assert not any(late.moved_early.values())
+    early = pipeline.train(tiny(make_optimizer=lambda model: LateStart(model.parameters(), 19)), 30, 1)
+    assert all(early.moved_early.values())

@@ -18,7 +18,7 @@ def test_roc_auc_matches_scikit_learn_with_and_without_ties():
     assert split_audit.roc_auc(tied, labels) == pytest.approx(roc_auc_score(labels, tied))
     assert split_audit.roc_auc(torch.tensor([0.1, 0.2, 0.9]), torch.tensor([0, 0, 1])) == 1.0
     assert split_audit.roc_auc(torch.tensor([0.5, 0.5]), torch.tensor([0, 1])) == 0.5
-    with pytest.raises(ValueError, match="both classes"):
+    with pytest.raises(ValueError, match=r"^labels must contain both classes"):
         split_audit.roc_auc(torch.tensor([0.1, 0.2]), torch.tensor([1, 1]))
 
 
@@ -32,7 +32,7 @@ def test_nearest_distances_match_brute_force_in_any_chunk_size():
     own[torch.arange(9), torch.arange(9)] = float("inf")
     assert torch.allclose(split_audit.nearest_distances(reference[:9], reference, skip_self=True, chunk=4),
                           own.min(1).values)
-    with pytest.raises(ValueError, match="chunk"):
+    with pytest.raises(ValueError, match=r"^chunk must"):
         split_audit.nearest_distances(queries, reference, chunk=0)
 
 
@@ -44,9 +44,9 @@ def test_near_duplicate_fraction_counts_copies_and_ignores_fresh_rows():
     leaked = torch.cat([fresh[:70], train[:30] + 0.01 * torch.randn(30, 5, generator=generator)])
     assert split_audit.near_duplicate_fraction(train, leaked) == pytest.approx(0.3)
     assert split_audit.near_duplicate_fraction(train, leaked, ratio=1e-6) == 0.0
-    with pytest.raises(ValueError, match="ratio"):
+    with pytest.raises(ValueError, match=r"^ratio must"):
         split_audit.near_duplicate_fraction(train, leaked, ratio=0.0)
-    with pytest.raises(ValueError, match="sample"):
+    with pytest.raises(ValueError, match=r"^sample must"):
         split_audit.near_duplicate_fraction(train, leaked, sample=0)
 
 
@@ -70,9 +70,9 @@ def test_fit_logistic_agrees_with_scikit_learn():
     assert (ours == theirs).float().mean() > 0.98
     assert torch.allclose(weights[:-1] / weights[:-1].norm(), torch.as_tensor(reference.coef_[0]).float()
                           / float(torch.as_tensor(reference.coef_[0]).norm()), atol=0.05)
-    with pytest.raises(ValueError, match="l2"):
+    with pytest.raises(ValueError, match=r"^l2 must"):
         split_audit.fit_logistic(x, labels, l2=-1.0)
-    with pytest.raises(ValueError, match="iterations"):
+    with pytest.raises(ValueError, match=r"^iterations must"):
         split_audit.fit_logistic(x, labels, iterations=0)
 
 
@@ -87,3 +87,27 @@ def test_adversarial_auc_is_near_half_for_one_distribution_and_high_for_a_shift(
     assert split_audit.adversarial_auc(train, moved) == pytest.approx(best, abs=0.05)
     assert split_audit.adversarial_auc(train, moved, seed=1) == pytest.approx(
         split_audit.adversarial_auc(train, moved, seed=1))
+
+
+def test_near_duplicate_threshold_and_defaults():
+    train = torch.arange(0.0, 2000.0, 1.0)[:, None] * torch.tensor([[1.0, 0.0]])   # neighbours 1 apart
+    close, far = train[:10] + torch.tensor([0.2, 0.0]), train[:10] + torch.tensor([0.0, 0.3])
+    assert split_audit.near_duplicate_fraction(train, close) == 1.0       # 0.2 < 0.25 x 1
+    assert split_audit.near_duplicate_fraction(train, far) == 0.0         # 0.3 > 0.25 x 1
+    assert split_audit.near_duplicate_fraction(train, far, ratio=0.31) == 1.0
+    spread = torch.cat([torch.arange(1000.0)[:, None], 1000 + 10 * torch.arange(3000.0)[:, None]])
+    queries = spread[1000:1010] + 2.0                                  # 2 from a row whose neighbours are 10 apart
+    assert split_audit.near_duplicate_fraction(spread, queries) == 0.0  # typical spacing of the first 1000 rows is 1
+    assert split_audit.near_duplicate_fraction(spread, queries, sample=4000) == 1.0  # of all rows: 10
+    reference, queries = torch.randn(3000, 2), torch.randn(1500, 2)
+    assert torch.equal(split_audit.nearest_distances(queries, reference),
+                       split_audit.nearest_distances(queries, reference, chunk=1024))
+
+
+def test_fit_logistic_defaults_regularise_lightly():
+    x = torch.tensor([[-1.0], [1.0], [-2.0], [2.0]])
+    labels = torch.tensor([0.0, 1.0, 0.0, 1.0])
+    weights = split_audit.fit_logistic(x, labels)
+    assert torch.allclose(weights, split_audit.fit_logistic(x, labels, l2=1e-3, iterations=100))
+    assert weights[0] > 3 and abs(weights[1]) < 1e-3
+    assert split_audit.fit_logistic(x, labels, l2=10.0)[0] < weights[0]

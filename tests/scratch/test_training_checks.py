@@ -38,7 +38,7 @@ def test_nearest_neighbour_agreement_matches_scikit_learn():
     pairs = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
     assert checks.nearest_neighbour_agreement(pairs, torch.tensor([0, 0, 1, 1])) == 1
     assert checks.nearest_neighbour_agreement(pairs, torch.tensor([0, 1, 1, 1])) == 0.5
-    with pytest.raises(ValueError, match="limit"):
+    with pytest.raises(ValueError, match=r"^limit must"):
         checks.nearest_neighbour_agreement(x, y, limit=0)
 
 
@@ -64,7 +64,7 @@ def test_confident_loss_is_zero_for_logits_and_ln_one_plus_c_minus_one_over_e_af
     softmaxed = replace(p, loss=lambda out, x_, y_: functional.cross_entropy(out.softmax(-1), y_))
     assert checks.confident_loss(softmaxed, x, y) == pytest.approx(math.log(1 + 2 / math.e), rel=1e-5)
     assert checks.confident_loss(softmaxed, x, y, margin=2.0) > checks.confident_loss(softmaxed, x, y)
-    with pytest.raises(ValueError, match="margin"):
+    with pytest.raises(ValueError, match=r"^margin must"):
         checks.confident_loss(p, x, y, margin=0.5)
 
 
@@ -131,7 +131,7 @@ def test_batch_leak_is_zero_for_independent_examples_and_exact_for_a_mean_mixer(
     # d out_0 . v / d x_j = v / 4 for j != 0 and v (1 + 1/4) for j = 0
     others, own = math.sqrt(3) / 4, 1.25
     assert checks.batch_leak(MeanMixer(), x, index=0) == pytest.approx(others / math.sqrt(others ** 2 + own ** 2))
-    with pytest.raises(ValueError, match="index"):
+    with pytest.raises(ValueError, match=r"^index must"):
         checks.batch_leak(MeanMixer(), x, index=4)
 
 
@@ -171,7 +171,7 @@ def test_overfit_one_batch_returns_every_reported_loss_and_memorises():
     p = tiny()
     losses = checks.overfit_one_batch(p, *p.batch(16), steps=60)
     assert len(losses) == 60 and losses[-1] < 0.2 * losses[0]
-    with pytest.raises(ValueError, match="steps"):
+    with pytest.raises(ValueError, match=r"^steps must"):
         checks.overfit_one_batch(p, *p.batch(16), steps=0)
 
 
@@ -198,9 +198,9 @@ def test_padding_change_is_zero_for_a_masked_loss_and_not_for_an_unmasked_one():
         expected = (unmasked(model(padded), padded, padded_y) - base).abs()
     measured = checks.padding_change(replace(tagger, loss=unmasked), model, x, y, extra=3)
     assert measured == pytest.approx((expected / base).item(), rel=1e-5) and measured > 1e-3
-    with pytest.raises(ValueError, match="pad_id"):
+    with pytest.raises(ValueError, match=r"^pipeline\.pad_id must"):
         checks.padding_change(replace(tagger, pad_id=None), model, x, y)
-    with pytest.raises(ValueError, match="extra"):
+    with pytest.raises(ValueError, match=r"^extra must"):
         checks.padding_change(tagger, model, x, y, extra=0)
 
 
@@ -217,3 +217,36 @@ def test_input_rms_and_standardized_mean_difference_by_hand():
     val = torch.tensor([[1.0, 4.0, 1.0], [3.0, 6.0, 1.0]])         # means (2, 5, 1)
     differences = [1 / math.sqrt(2), 3 / math.sqrt(8), 0.0]
     assert checks.standardized_mean_difference(train, val) == pytest.approx(sorted(differences)[1], rel=1e-5)
+
+
+def test_defaults_of_the_checks():
+    generator = torch.Generator().manual_seed(5)
+    x, y = torch.randn(1500, 2, generator=generator), torch.randint(0, 2, (1500,), generator=generator)
+    assert checks.nearest_neighbour_agreement(x, y) == checks.nearest_neighbour_agreement(x, y, limit=1000)
+    assert checks.nearest_neighbour_agreement(x, y) != checks.nearest_neighbour_agreement(x, y, limit=1001)
+    p = tiny()
+    xb, yb = p.batch(8)
+    largest_logit = replace(p, loss=lambda output, x_, y_: output.max())
+    assert checks.confident_loss(largest_logit, xb, yb) == 30.0
+    assert len(checks.overfit_one_batch(p, xb, yb)) == 100
+    model = nn.Sequential(nn.Embedding(6, 4), nn.Linear(4, 3))
+    tokens = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])
+
+    def unmasked(output, x_, y_):
+        return functional.cross_entropy(output.flatten(0, 1), y_.flatten())
+
+    tagger = Pipeline("tagger", p.data, lambda: model, loss=unmasked, pad_id=0)
+    tags = tokens % 3
+    assert checks.padding_change(tagger, model, tokens, tags) == checks.padding_change(tagger, model, tokens, tags,
+                                                                                       extra=16)
+    assert checks.padding_change(tagger, model, tokens, tags) != checks.padding_change(tagger, model, tokens, tags,
+                                                                                       extra=15)
+    mixer = MeanMixer()
+    x4 = torch.randn(4, 3)
+    assert checks.batch_leak(mixer, x4) == checks.batch_leak(mixer, x4, index=0)
+    assert checks.MODE_DEPENDENT == (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+def test_standardized_mean_difference_floors_tiny_spreads():
+    train = torch.tensor([[1.0], [1.0]])              # no spread at all: the floor 1e-3 applies
+    assert checks.standardized_mean_difference(train, torch.tensor([[1.002]])) == pytest.approx(2.0, rel=1e-3)
