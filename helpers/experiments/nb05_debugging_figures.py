@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 
 from helpers import plotting
-from helpers.scratch.diagnose import RULES, STEPS, Report
+from helpers.scratch.diagnose import RULES, Report
 from helpers.scratch.pipeline import EARLY_STEPS
 
 SHORT = {"label_gain": "1-NN label agreement", "init_loss": "loss at init", "confident_loss": "perfect-prediction loss",
@@ -97,11 +97,6 @@ def gradient_figure(reports: Mapping[str, Report]):
     ax.set_yscale("log")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
-
-
-def step_names() -> str:
-    """The checklist's steps, numbered, in one line."""
-    return "; ".join(f"{number}. {name}" for number, name in STEPS.items())
 
 
 def spoken_checklist(reports: Mapping[str, Report]) -> str:

@@ -131,7 +131,6 @@ def test_gallery_figures_and_the_spoken_answer(reports):
     assert text.count("\n1. ") + text.count("\n7. ") == 2 and "nan" not in text
     assert figures.learning_rate_figure({"a": reports["healthy MNIST-1D"]}, 10, (1e-3, 0.5)).axes[0].has_data()
     assert figures.gradient_figure({"a": reports["starved class"]}).axes[0].has_data()
-    assert "1. data and labels" in figures.step_names()
 
 
 def test_unscaled_pixels_are_fatal_without_normalization():
