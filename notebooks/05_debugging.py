@@ -196,8 +196,8 @@ tables.show(figures.measured_rows(reports, parts, expected))
 # %% [markdown]
 # Two things to read off. Each bug is stopped at the step where it lives, by a check that names its cause,
 # and later checks often fail too — a broken learning rate also fails "beats the baseline" — which is why the
-# *order* matters: fix the first failure, then rerun. And the healthy pipelines pass all 21 checks, so none of
-# the thresholds is so tight that it cries wolf on a working pipeline.
+# *order* matters: fix the first failure, then rerun. And the healthy pipelines pass every one of the 21 checks
+# that applies to them, so no threshold is so tight that it cries wolf on a working pipeline.
 
 # %%
 healthy_names = list(nb05_debugging.HEALTHY)
