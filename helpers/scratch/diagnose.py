@@ -1,9 +1,9 @@
 """The senior checklist as runnable checks: ``diagnose(pipeline)`` measures, then judges, in the guide's order.
 
-1 data and labels, 2 loss, 3 learning rate, 4 gradients, 5 model mode, 6 simplify, 7 preprocessing,
-8 splits and segments. Each :class:`Rule` says what is measured and the range a healthy pipeline
-stays in; the :class:`Report` lists every finding and marks the first failure, which is where a
-debugging session following the checklist would stop and look.
+1 data and labels, 2 loss (masking and padding included), 3 learning rate, 4 gradients,
+5 model mode, 6 simplify, 7 preprocessing, 8 splits and segments. Each :class:`Rule` says what is
+measured and the range a healthy pipeline stays in; the :class:`Report` lists every finding and marks
+the first failure, which is where a debugging session following the checklist would stop and look.
 """
 from __future__ import annotations
 
@@ -63,6 +63,7 @@ RULES = (
     Rule(2, "init_loss", "loss at init / ln C", "between", (0.85, 1.2)),
     Rule(2, "confident_loss", "loss of a confident correct prediction", "<=", 0.05),
     Rule(2, "weight_spread", "per-example loss weight, max / median", "<=", 10.0),
+    Rule(2, "padding_change", "relative loss change from appended padding", "<=", 1e-4),
     Rule(3, "update_ratio", f"largest update-to-weight ratio in {EARLY_STEPS} steps", "between", (1e-3, 0.5)),
     Rule(4, "non_finite", "steps with a non-finite loss or gradient", "<=", 0),
     Rule(4, "no_gradient", "trainable tensors left without gradient", "<=", 0),
@@ -71,11 +72,10 @@ RULES = (
     Rule(5, "eval_layers", "dropout/norm layers in eval mode while training", "<=", 0),
     Rule(5, "prediction_change", "probability change between two predictions", "<=", 1e-4),
     Rule(5, "unchanged", f"share of parameter tensors unchanged after {EARLY_STEPS} steps", "<=", 0),
-    Rule(6, "overfit_loss", "loss after overfitting one batch", "<=", 0.05),
+    Rule(6, "overfit_loss", "loss after overfitting one batch / ln C", "<=", 0.1),
     Rule(6, "baseline_gain", "validation accuracy minus input-independent baseline", ">=", 0.1),
     Rule(7, "input_rms", "root mean square of training inputs", "between", (0.1, 10.0)),
     Rule(7, "val_shift", "validation mean shift (training SDs, median feature)", "<=", 1.0),
-    Rule(7, "padding_change", "relative loss change from appended padding", "<=", 1e-4),
     Rule(8, "near_duplicates", "share of validation rows near-duplicating training", "<=", 0.02),
     Rule(8, "adversarial_auc", "adversarial validation AUC (train vs validation)", "<=", 0.7),
     Rule(8, "class_balance", "smallest class share x number of classes", ">=", 0.2),
@@ -166,7 +166,7 @@ def measure(pipeline: Pipeline, steps: int, overfit_steps: int, progress: Progre
         "eval_layers": float(modes.count(False)) if modes else None,
         "prediction_change": checks.prediction_disagreement(pipeline, run.model, data.x_val),
         "unchanged": sum(not moved for moved in run.moved_early.values()) / len(run.moved_early),
-        "overfit_loss": sum(overfit[-5:]) / len(overfit[-5:]),
+        "overfit_loss": sum(overfit[-5:]) / len(overfit[-5:]) / ln_classes,
         "baseline_gain": accuracy - (val_labels == majority_class).float().mean().item(),
         "input_rms": checks.input_rms(data.x_train) if features else None,
         "val_shift": checks.standardized_mean_difference(data.x_train, data.x_val) if features else None,

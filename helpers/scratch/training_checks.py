@@ -146,10 +146,15 @@ def prediction_disagreement(pipeline: Pipeline, model: nn.Module, x: torch.Tenso
 
 
 def overfit_one_batch(pipeline: Pipeline, x: torch.Tensor, y: torch.Tensor, steps: int = 100) -> list[float]:
-    """The losses reported while the pipeline's own step trains a fresh model on one fixed batch."""
+    """The losses reported while the pipeline's own step trains a fresh model on one fixed batch.
+
+    The model first predicts once, as a training loop that evaluates before it trains does, so a bug in
+    how the loop switches modes is active here too.
+    """
     check_int("steps", steps, 1, 100_000)
     model = pipeline.fresh_model()
     optimizer = pipeline.make_optimizer(model)
+    pipeline.predict(model, x)
     return [pipeline.step(model, optimizer, x, y).item() for _ in range(steps)]
 
 

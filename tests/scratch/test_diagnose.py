@@ -116,11 +116,12 @@ def test_report_rows_show_values_ranges_and_step_names():
                               6: "simplify", 7: "preprocessing", 8: "splits and segments"}
     assert [(r.key, r.op, r.threshold) for r in RULES] == [
         ("label_gain", ">=", 0.15), ("init_loss", "between", (0.85, 1.2)), ("confident_loss", "<=", 0.05),
-        ("weight_spread", "<=", 10.0), ("update_ratio", "between", (1e-3, 0.5)), ("non_finite", "<=", 0),
-        ("no_gradient", "<=", 0), ("repeat_ratio", "between", (0.99, 1.01)), ("batch_leak", "<=", 1e-4),
+        ("weight_spread", "<=", 10.0), ("padding_change", "<=", 1e-4),
+        ("update_ratio", "between", (1e-3, 0.5)), ("non_finite", "<=", 0), ("no_gradient", "<=", 0),
+        ("repeat_ratio", "between", (0.99, 1.01)), ("batch_leak", "<=", 1e-4),
         ("eval_layers", "<=", 0), ("prediction_change", "<=", 1e-4), ("unchanged", "<=", 0),
-        ("overfit_loss", "<=", 0.05), ("baseline_gain", ">=", 0.1), ("input_rms", "between", (0.1, 10.0)),
-        ("val_shift", "<=", 1.0), ("padding_change", "<=", 1e-4), ("near_duplicates", "<=", 0.02),
+        ("overfit_loss", "<=", 0.1), ("baseline_gain", ">=", 0.1), ("input_rms", "between", (0.1, 10.0)),
+        ("val_shift", "<=", 1.0), ("near_duplicates", "<=", 0.02),
         ("adversarial_auc", "<=", 0.7), ("class_balance", ">=", 0.2), ("worst_recall", ">=", 0.1)]
 
 

@@ -175,6 +175,18 @@ def test_overfit_one_batch_returns_every_reported_loss_and_memorises():
         checks.overfit_one_batch(p, *p.batch(16), steps=0)
 
 
+def test_overfit_one_batch_predicts_once_before_training_as_a_loop_does():
+    p = tiny()
+    calls = []
+
+    def record(model, x):
+        calls.append(model.training)
+        return model(x)
+
+    checks.overfit_one_batch(replace(p, predict=record), *p.batch(16), steps=3)
+    assert len(calls) == 1
+
+
 def test_padding_change_is_zero_for_a_masked_loss_and_not_for_an_unmasked_one():
     pad = 0
 
