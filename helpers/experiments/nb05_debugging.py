@@ -23,7 +23,7 @@ from helpers.progress import Report as ProgressReport
 from helpers.progress import share
 from helpers.scratch import data_faults, masking, training_checks
 from helpers.scratch.diagnose import STEPS, Report, diagnose
-from helpers.scratch.pipeline import Pipeline, adam, classifier, train
+from helpers.scratch.pipeline import Pipeline, Run, adam, classifier, train
 from helpers.validation import check_choice
 
 HEALTHY_LR = 2e-3
@@ -162,7 +162,8 @@ def every_position(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Bug:
-    """A bug planted by name: the pipeline it goes into, the part it lives in, the step that should catch it."""
+    """A bug planted by name: the pipeline it goes into, the part it lives in, and the checklist step whose check
+    is built to catch it (not always the step of its part: a frozen model tensor is caught at "model mode")."""
 
     title: str
     base: str
@@ -203,7 +204,7 @@ BUGS = {
     "unscaled 0-255 pixels": Bug("pixels never scaled", "digits", "data", 7, unscaled_pixels),
     "raw validation inputs": Bug("validation not standardized", "digits", "data", 7, raw_validation,
                                  validation_only=True),
-    "pads counted in the loss": Bug("loss averaged over every position", "tagging", "loss", 7,
+    "pads counted in the loss": Bug("loss averaged over every position", "tagging", "loss", 2,
                                     lambda p: replace(p, loss=tagging_loss(every_position))),
     "mask drops end tokens": Bug("mask built as x != pad_id", "tagging", "loss", 8,
                                  lambda p: replace(p, loss=tagging_loss(lambda x: x != masking.EOS))),
@@ -235,7 +236,8 @@ def planted(name: str, seed: int = 0, base: Pipeline | None = None) -> Pipeline:
 
 # ---- the gallery, its explorer and the exercise checkers ---------------------------------------
 
-HEALTHY = {"healthy MNIST-1D": "mnist1d", "healthy digits": "digits", "healthy tagging": "tagging"}
+HEALTHY = {"healthy MNIST-1D": "mnist1d", "healthy digits": "digits", "healthy digits, plain SGD": "digits",
+           "healthy tagging": "tagging"}
 CHOICES = (*HEALTHY, *BUGS)
 
 
@@ -244,7 +246,9 @@ def pipeline_named(name: str, seed: int = 0, bases: Mapping[str, Pipeline] | Non
     check_choice("name", name, CHOICES)
     base = HEALTHY[name] if name in HEALTHY else BUGS[name].base
     pipeline = bases[base] if bases is not None else healthy(base, seed)
-    return replace(pipeline, name=name) if name in HEALTHY else planted(name, seed, pipeline)
+    if name not in HEALTHY:
+        return planted(name, seed, pipeline)
+    return replace(plain_sgd(pipeline) if name.endswith("plain SGD") else pipeline, name=name)
 
 
 def gallery(seed: int = 0, steps: int = 200, overfit_steps: int = 100, done: Mapping[str, Report] | None = None,
@@ -275,18 +279,28 @@ def gallery(seed: int = 0, steps: int = 200, overfit_steps: int = 100, done: Map
     return {name: reports[name] for name in CHOICES}
 
 
-def scale_without_normalization(seed: int = 0, steps: int = 200) -> list[dict]:
-    """Standardized and 0-255 digits through :func:`plain_sgd`: loss at init and validation accuracy."""
+def scale_without_normalization(seed: int = 0, steps: int = 200, healthy_run: Run | None = None) -> list[dict]:
+    """Standardized and 0-255 digits through :func:`plain_sgd`: loss at init and validation accuracy.
+
+    ``healthy_run`` reuses a finished training run of the standardized pipeline (``"healthy digits, plain SGD"``)."""
     rows = []
     for name in ("healthy digits", "unscaled 0-255 pixels"):
         pipeline = plain_sgd(pipeline_named(name, seed))
         x, y = pipeline.batch(512)
-        run = train(pipeline, steps)
+        run = healthy_run if healthy_run is not None and name == "healthy digits" else train(pipeline, steps)
         rows.append({"pixels": "standardized" if name == "healthy digits" else "0-255",
                      "model": "MLP, no normalization, SGD",
                      "loss at init / ln C": training_checks.loss_at_init(pipeline, x, y) / math.log(10),
                      "validation accuracy": run.val_acc[-1]})
     return rows
+
+
+@torch.no_grad()
+def dead_unit_shares(model: nn.Module, x: torch.Tensor) -> list[float]:
+    """Per hidden layer of an MLP, the share of units that output 0 on every input of ``x`` (in eval mode)."""
+    model.eval()
+    _, hidden = model.forward_with_hidden(x)                 # one (N, width) tensor per hidden layer
+    return [(layer <= 0).all(0).float().mean().item() for layer in hidden]
 
 
 def curves_figure(report: Report, n_classes: int):
