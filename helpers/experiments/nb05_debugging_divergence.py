@@ -72,6 +72,20 @@ class Drift:
     time_future: float
     bucket_centres: list[float]
     bucket_accuracy: list[float]    # accuracy of the random-split model by time bucket (validation, then future)
+    time_bucket_centres: list[float]
+    time_bucket_accuracy: list[float]  # the same for the time-split model (latest past, then future)
+
+
+def accuracy_by_time(correct: np.ndarray, times: np.ndarray, buckets: int) -> tuple[list[float], list[float]]:
+    """Centres of the non-empty time buckets of [0, 1) and the mean of ``correct`` in each."""
+    edges = np.linspace(0.0, 1.0, buckets + 1)
+    centres, accuracy = [], []
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (times >= low) & (times < high)
+        if inside.any():
+            centres.append(float((low + high) / 2))
+            accuracy.append(float(correct[inside].mean()))
+    return centres, accuracy
 
 
 def time_drift(seed: int = 0, drift: float = 1.0, steps: int = 200, buckets: int = 10) -> Drift:
@@ -91,36 +105,33 @@ def time_drift(seed: int = 0, drift: float = 1.0, steps: int = 200, buckets: int
     past = int((time < 0.8).sum())
     cut = int(0.75 * past)
     shuffled = torch.randperm(past, generator=torch.Generator().manual_seed(seed + 2)).to(y.device)
+    future = torch.arange(past, len(y), device=y.device)
     results = {}
     for split, (fit_rows, val_rows) in {"random": (shuffled[:cut], shuffled[cut:]),
                                         "time": (torch.arange(cut), torch.arange(cut, past))}.items():
+        val_rows = val_rows.to(y.device)
         data = replace(base, x_train=x[fit_rows], y_train=y[fit_rows], x_val=x[val_rows], y_val=y[val_rows],
                        x_test=x[past:], y_test=y[past:])
         pipeline = classifier(f"{split} split", data, seed)
         run = train(pipeline, steps)
-        results[split] = (run.val_acc[-1], evaluate(pipeline, run.model, data.x_test, data.y_test)[1], pipeline, run)
-    pipeline, run = results["random"][2:]
-    held = torch.cat([shuffled[cut:], torch.arange(past, len(y), device=y.device)])  # validation, then future
-    correct = (pipeline.predict(run.model, x[held]).argmax(-1) == y[held]).float().cpu().numpy()
-    edges = np.linspace(0.0, 1.0, buckets + 1)
-    held_time = time[held].cpu().numpy()
-    centres, accuracy = [], []
-    for low, high in zip(edges[:-1], edges[1:]):
-        inside = (held_time >= low) & (held_time < high)
-        if inside.any():
-            centres.append(float((low + high) / 2))
-            accuracy.append(float(correct[inside].mean()))
-    return Drift(results["random"][0], results["random"][1], results["time"][0], results["time"][1], centres, accuracy)
+        held = torch.cat([val_rows, future])                                     # its validation, then the future
+        correct = (pipeline.predict(run.model, x[held]).argmax(-1) == y[held]).float().cpu().numpy()
+        results[split] = (run.val_acc[-1], evaluate(pipeline, run.model, data.x_test, data.y_test)[1],
+                          *accuracy_by_time(correct, time[held].cpu().numpy(), buckets))
+    return Drift(*results["random"][:2], *results["time"][:2], *results["random"][2:], *results["time"][2:])
 
 
 def drift_figure(drift: Drift):
-    """Accuracy of the random-split model by time bucket, with both splits' validation estimates."""
+    """Accuracy by time bucket of both models, with each split's validation estimate and its future accuracy."""
     fig, ax = plotting.figure("A sensor that drifts: accuracy by time", "time (fraction of the record)",
                               "accuracy (fraction correct)")
-    ax.plot(drift.bucket_centres, drift.bucket_accuracy, marker="o", label="random-split model, per time bucket")
+    models = {"random split": (drift.bucket_centres, drift.bucket_accuracy, drift.random_val, drift.random_future),
+              "time split": (drift.time_bucket_centres, drift.time_bucket_accuracy, drift.time_val, drift.time_future)}
     ax.axvspan(0.8, 1.0, color="grey", alpha=0.15, label="the future (never trained on)")
-    ax.axhline(drift.random_val, color=plotting.PALETTE[1], ls="--", label="random-split validation estimate")
-    ax.axhline(drift.time_val, color=plotting.PALETTE[2], ls="--", label="time-split validation estimate")
+    for colour, (name, (centres, accuracy, validation, future)) in zip(plotting.PALETTE[1:], models.items()):
+        ax.plot(centres, accuracy, marker="o", color=colour, label=f"{name} model, per time bucket")
+        ax.axhline(validation, color=colour, ls="--", lw=1, label=f"{name}: validation estimate {validation:.2f}")
+        ax.plot([0.8, 1.0], [future, future], color=colour, lw=3, label=f"{name}: future accuracy {future:.2f}")
     ax.set_ylim(0, 1)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
@@ -134,8 +145,11 @@ def recall_figure(recalls: dict[str, list[float]], highlight: int, highlight_lab
     for i, (name, values) in enumerate(recalls.items()):
         positions = np.arange(len(values)) + (i - (len(recalls) - 1) / 2) * width
         ax.bar(positions, np.nan_to_num(values), width, label=name)
+        for position, value in zip(positions, np.nan_to_num(values)):
+            if value < 0.02:                                   # a bar of zero height: say so
+                ax.text(position, 0.01, "0", ha="center", va="bottom", fontsize=9, fontweight="bold")
     ax.axvspan(highlight - 0.45, highlight + 0.45, color="grey", alpha=0.15, label=highlight_label)
     ax.set_xticks(range(len(next(iter(recalls.values())))))
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.05)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig

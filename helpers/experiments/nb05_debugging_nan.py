@@ -97,7 +97,7 @@ def figure(naive: Hunt, library: Hunt):
                     lw=2.5 if run is naive else 1.2, zorder=3 if run is naive else 2)
             broken = [step for step, v in enumerate(values) if not math.isfinite(v)]
             ax.scatter(broken, [top] * len(broken), marker="X", s=80, color=colour, zorder=4,
-                       label=f"{name}: not finite" if broken else None)
+                       label=f"{name}: not finite (drawn at the top)" if broken else None)
     grad_ax.set_yscale("log")
     grad_ax.set_ylabel("gradient norm (log scale)")
     grad_ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))

@@ -1,4 +1,5 @@
 """Notebook 05, train/validation divergence."""
+import numpy as np
 import pytest
 
 from helpers.experiments import nb05_debugging, nb05_debugging_divergence
@@ -29,11 +30,20 @@ def test_time_drift_compares_a_random_and_a_time_split():
     assert 0 < drift.random_future < drift.random_val <= 1 and 0 < drift.time_val <= 1
     assert len(drift.bucket_centres) == len(drift.bucket_accuracy) == 5
     assert drift.bucket_accuracy[0] > drift.bucket_accuracy[-1]
+    assert drift.time_bucket_centres[0] >= 0.5 and len(drift.time_bucket_centres) == len(drift.time_bucket_accuracy)
+
     assert nb05_debugging_divergence.drift_figure(drift).axes[0].has_data()
     with pytest.raises(ValueError, match="drift"):
         nb05_debugging_divergence.time_drift(drift=-1.0)
     with pytest.raises(ValueError, match="buckets"):
         nb05_debugging_divergence.time_drift(buckets=1)
+
+
+def test_accuracy_by_time_averages_each_non_empty_bucket():
+    centres, accuracy = nb05_debugging_divergence.accuracy_by_time(
+        np.array([1.0, 0.0, 1.0, 1.0]), np.array([0.1, 0.2, 0.7, 0.9]), 2)
+    assert centres == [0.25, 0.75] and accuracy == [0.5, 1.0]
+    assert nb05_debugging_divergence.accuracy_by_time(np.array([1.0]), np.array([0.9]), 4) == ([0.875], [1.0])
 
 
 def test_recall_figure_draws_every_run():
