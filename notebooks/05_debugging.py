@@ -45,8 +45,14 @@ cfg = setup("05_debugging")
 # | loss falls, then floors high | loss of a perfect prediction; overfit one batch | softmax before cross-entropy |
 # | loss is NaN | a finiteness guard after `backward()`, then anomaly mode | a hand-written log of a softmax |
 # | validation far below training | validation scale; adversarial validation | raw validation inputs, shift |
+# | validation worse as training goes on, audits pass | the train/validation gap over training | overfitting (notebook 03) |
 # | validation too good to be true | near-duplicates across the split; a split by time | leakage, drift |
 # | fine on average, failing users | metrics by segment: class, tag, length, time | starved class, truncation |
+#
+# Before any of these, **look at a batch** exactly as the model receives it, after the loader and augmentation:
+# label-sorted data that was never shuffled (every batch one class), an augmentation that changes the label (a
+# flipped 6 is a 9), or augmentation applied to validation too all show up in a minute of looking, and in none of
+# the checks below.
 #
 # All sizes live in one cell. At quick scale each pipeline trains for fewer steps; the claims hold at both.
 
@@ -98,10 +104,12 @@ mnist.data
 # a much smaller one means the loss is not the average over examples you think it is.
 #
 # **Overfit one batch.** A model with ample capacity, trained on the same 32 examples again and again, should
-# drive their loss to nearly zero. If it cannot, something between the inputs and the update is broken.
+# drive their loss to nearly zero (here: below a tenth of ln C in 100 steps). If it cannot, something between the
+# inputs and the update is broken.
 #
 # Both checks run the pipeline's own parts: `loss_at_init` calls the pipeline's loss on a fresh model, and
-# `overfit_one_batch` calls the pipeline's own optimizer and training step.
+# `overfit_one_batch` predicts once (as a loop that evaluates before it trains does), then calls the pipeline's
+# own optimizer and training step.
 
 # %%
 from helpers.scratch import training_checks
@@ -125,7 +133,7 @@ fig = nb05_debugging.curves_figure(healthy_report, mnist.data.n_classes)
 # %% [markdown]
 # The loss starts at ln 10 and falls, one batch is memorised, and the model beats the best input-independent
 # guess (always predicting the most common class) by a wide margin. Across seeds 0–4 we measured a loss at
-# init of 1.00–1.02 × ln 10, an overfit loss below 0.003, and a validation accuracy of 0.55–0.59 at quick
+# init of 1.00–1.02 × ln 10, an overfit loss below 0.003 nats, and a validation accuracy of 0.55–0.59 at quick
 # scale (200 steps) and 0.62–0.64 at full scale (800 steps), a little below the 0.68 that the MNIST-1D paper
 # reports for an MLP trained longer.
 
@@ -134,8 +142,8 @@ from helpers.claims import claim
 
 claim("the healthy pipeline's loss at init is within 5% of ln C",
       abs(healthy_report.value("init_loss") - 1), "<=", 0.05)
-claim("overfitting one batch of 32 drives the healthy pipeline's loss below 0.05 nats",
-      healthy_report.value("overfit_loss"), "<", 0.05)
+claim("overfitting one batch of 32 drives the healthy pipeline's loss below 2% of ln C",
+      healthy_report.value("overfit_loss"), "<", 0.02)
 claim("the healthy pipeline beats the input-independent baseline by more than 0.3 in validation accuracy",
       healthy_report.value("baseline_gain"), ">", 0.3)
 
@@ -156,6 +164,11 @@ tables.show([{"step": f"{rule.step}. {CHECKLIST[rule.step]}", "check": rule.chec
              for rule in RULES])
 
 # %% [markdown]
+# The ranges were set with margin from the healthy pipelines here, and two are tied to this data. The 1-NN label
+# check assumes that raw distance means similarity, which holds for MNIST-1D and digits; on raw images or text
+# the nearest neighbour can disagree even with correct labels, so compare embeddings from a pretrained model
+# instead. Padding invariance sits under the loss (step 2): masking is part of what the loss averages over.
+#
 # Four of the probes, each a few lines. **A perfect prediction should cost nothing**: logits of 30 on the true
 # class and 0 elsewhere give a cross-entropy of $\ln(1 + (C-1)e^{-30}) \approx 0$. **Class weights should not
 # explode**: at uniform logits every example's gradient has the same size unless the loss weights it, so the
@@ -172,8 +185,8 @@ show_source(training_checks.confident_loss, training_checks.weight_spread,
 # %% [markdown]
 # ## 4. The gallery: every planted bug, every check
 #
-# Twenty bugs, each planted by name in one part of one healthy pipeline (table below), and the three healthy
-# pipelines themselves. `gallery` diagnoses each. The healthy MNIST-1D report from section 2 is reused, and
+# Twenty bugs, each planted by name in one part of one healthy pipeline (table below), and four healthy
+# pipelines: MNIST-1D, digits, digits through a plain-SGD MLP without normalization, and the tagger. `gallery` diagnoses each. The healthy MNIST-1D report from section 2 is reused, and
 # the bugs that only change the validation split reuse its training run, since they train the same model.
 
 # %%
@@ -185,7 +198,8 @@ parts = {name: bug.part for name, bug in nb05_debugging.BUGS.items()}
 # Read the heatmap row by row. Green passes, orange fails, grey does not apply (padding checks for unpadded
 # data, input statistics for token ids), and the dark cell marked X is the **first failure in checklist order**:
 # where a debugging session that follows the checklist stops and looks. The number after each bug's name is the
-# step of the part it lives in.
+# step whose check was built to catch it; that is not always the part it lives in (an optimizer given only the
+# head is caught at step 5, when tensors fail to move).
 
 # %%
 fig = figures.heatmap(reports, expected)
@@ -194,16 +208,18 @@ fig = figures.heatmap(reports, expected)
 tables.show(figures.measured_rows(reports, parts, expected))
 
 # %% [markdown]
-# Two things to read off. Each bug is stopped at the step where it lives, by a check that names its cause,
-# and later checks often fail too — a broken learning rate also fails "beats the baseline" — which is why the
-# *order* matters: fix the first failure, then rerun. And the healthy pipelines pass every one of the 21 checks
-# that applies to them, so no threshold is so tight that it cries wolf on a working pipeline.
+# Two things to read off. No check *earlier* than the one built for a bug fires on it, so each bug is stopped
+# by a check that names its cause; later checks often fail too — a broken learning rate also fails "beats the
+# baseline" — which is why the *order* matters: fix the first failure, then rerun. And the four healthy
+# pipelines, Adam with BatchNorm and plain SGD without it, pass every check that applies to them: on these
+# pipelines no threshold cries wolf. A very different model (a CNN, a transformer, a huge learning-rate warmup)
+# may need its own healthy run to set the ranges, which is how a team should calibrate such a checklist.
 
 # %%
 healthy_names = list(nb05_debugging.HEALTHY)
-claim("every healthy pipeline (MNIST-1D, digits, tagging) passes every check",
+claim("every healthy pipeline (MNIST-1D, digits with Adam and with plain SGD, tagging) passes every check",
       sum(f.passed is False for name in healthy_names for f in reports[name].findings), "==", 0)
-claim("the checklist first fails every planted bug at the step expected for it",
+claim("no check before the step expected to catch it fires on any planted bug, and that step's check does",
       sum(reports[name].first_failure() is not None and reports[name].first_failure().rule.step == step
           for name, step in expected.items()), "==", len(expected))
 
@@ -231,9 +247,13 @@ explore(partial(nb05_debugging.explore_bug, seed=cfg.seed), run_button=True,
 #   mixture, which a network can still memorise; on fresh batches it learns nothing.
 # - **Eval mode left on in training** (the loop evaluates, then forgets `model.train()`) turns dropout off,
 #   and BatchNorm normalizes with running statistics that never update (still mean 0 and variance 1), so it
-#   normalizes nothing. Both famous checks pass and the curves look normal.
+#   normalizes nothing. The overfit check predicts once before it trains, as a real loop does, so the bug is
+#   active there (its overfit loss differs from the healthy one in the table) and still the batch is memorised.
+#   The init check cannot see it at all: it measures a fresh model and never runs the training step. The
+#   curves do not name it either: validation ends a few points below the healthy run, nothing more.
 # - **A frozen layer** receives no gradient, and a gradient check that — like most — only loops over parameters
-#   with `requires_grad=True` never looks at it. Only "did every tensor move?" catches it.
+#   with `requires_grad=True` skips it by its very definition (the table's "tensors without gradient" is 0).
+#   Only "did every tensor move?" catches it.
 # - **Exploding class weights** leave the loss at init at ln C: a weighted mean divides by the sum of the weights.
 # - **Pads counted in the loss** change nothing a learner looks at; only a padding-invariance test sees them.
 # - **Softmax before cross-entropy** passes the init check *better* than the healthy loss (uniform probabilities
@@ -244,20 +264,23 @@ explore(partial(nb05_debugging.explore_bug, seed=cfg.seed), run_button=True,
 missed = ["shuffled labels", "reshape mixes the batch", "eval mode in training", "first layer frozen",
           "exploding class weights", "pads counted in the loss"]
 tables.show([{"pipeline": name, "loss at init / ln C": reports[name].value("init_loss"),
-              "overfit-one-batch loss": reports[name].value("overfit_loss"),
-              "caught by": figures.SHORT[reports[name].first_failure().rule.key]} for name in missed])
+              "overfit-one-batch loss / ln C": reports[name].value("overfit_loss"),
+              "tensors without gradient": reports[name].value("no_gradient"),
+              "validation accuracy": reports[name].extras["val_accuracy"],
+              "caught by": "—" if reports[name].first_failure() is None else
+              figures.SHORT[reports[name].first_failure().rule.key]} for name in ["healthy MNIST-1D", *missed]])
 
 # %%
 famous = {name: reports[name].passed("init_loss") and reports[name].passed("overfit_loss") for name in missed}
+claim("eval mode in training is active in the overfit check: its overfit loss differs from the healthy one by over 10%",
+      abs(reports["eval mode in training"].value("overfit_loss") / healthy_report.value("overfit_loss") - 1), ">", 0.1)
 claim("shuffled labels, a batch-mixing reshape, eval mode in training, a frozen layer, exploding class weights "
       "and counted pads all pass both famous checks", sum(famous.values()), "==", len(missed))
 softmax = reports["softmax before cross-entropy"]
 claim("softmax before cross-entropy puts the loss at init within 5% of ln C", abs(softmax.value("init_loss") - 1),
       "<=", 0.05)
 claim("with softmax before cross-entropy, overfitting one batch stalls near ln(1 + 9/e) = 1.46 nats",
-      softmax.value("overfit_loss"), "between", (1.40, 1.50))
-claim("a gradient check over requires_grad tensors finds nothing wrong with a frozen layer",
-      reports["first layer frozen"].value("no_gradient"), "==", 0)
+      sum(softmax.extras["overfit_losses"][-5:]) / 5, "between", (1.40, 1.50))
 claim("the movement check finds parameter tensors that never change with a frozen layer",
       reports["first layer frozen"].value("unchanged"), ">=", 0.2)
 
@@ -290,8 +313,9 @@ nb05_debugging.check_train_mode(trains_in_train_mode, cfg.seed);
 # $10^{-3}$ over training. Adam moves every weight by about the learning rate $\eta$ in its first steps,
 # whatever the gradient's size, so a layer of $n$ weights starts near $\eta\sqrt{n} / \lVert W \rVert$: about
 # 0.04 for our healthy layers, and 100 times that at 100x the rate, where the first step moves the weights by
-# several times their own size. The loss spikes, and the updates then shrink by many orders of magnitude: the
-# network has stopped learning, at chance. At 1/1000 of the rate the ratio stays near $10^{-5}$, and the flat
+# several times their own size. The loss spikes, and the updates then shrink by many orders of magnitude (the
+# figure draws anything below $10^{-8}$ on that line): the network has stopped learning, at chance, because its
+# ReLUs have died — a unit whose pre-activation is negative for every input outputs 0 and passes back no gradient. At 1/1000 of the rate the ratio stays near $10^{-5}$, and the flat
 # loss curve looks exactly like a data bug.
 
 # %%
@@ -310,6 +334,11 @@ tables.show([{"run": name, "largest update / weight (first 20 steps)": report.va
 # and its loss peaked at 9–16 x ln C; at 1/1000 the largest ratio was 3.9e-5. Both ended at chance. The
 # practical consequence: when a curve is flat, compute the update ratio before touching the data; when it
 # spikes, compare against a run at a much lower rate — the healthy run is that control here.
+#
+# **Dead units: an activation check.** The same question asked of the activations: what share of each hidden
+# layer's ReLUs output 0 on *every* validation input? Such a unit has no gradient and cannot recover. Watch the
+# share per layer during training; a share that climbs toward 1 in one layer points at too high a rate (or a bad
+# initialisation), and a gradient norm that shrinks layer by layer toward the input points at vanishing gradients.
 
 # %%
 claim("at 100x the learning rate an update in the first 20 steps changes a weight matrix by over half its norm",
@@ -321,10 +350,23 @@ claim("at 100x the learning rate the training loss spikes above 5 ln C",
 claim("both mis-set learning rates end near chance (validation accuracy below 0.2)",
       max(rates["x100 (0.2)"].extras["val_accuracy"], rates["/1000 (2e-6)"].extras["val_accuracy"]), "<", 0.2)
 
+# %%
+dead = {name: nb05_debugging.dead_unit_shares(report.run.model, mnist.data.x_val) for name, report in rates.items()}
+tables.show([{"run": name, "dead units, hidden layer 1": shares[0], "dead units, hidden layer 2": shares[1]}
+             for name, shares in dead.items()])
+claim("after training at 100x the learning rate more than 90% of one hidden layer's ReLUs are dead",
+      max(dead["x100 (0.2)"]), ">", 0.9)
+claim("the healthy run has no hidden layer with more than 5% dead ReLUs", max(dead["healthy (2e-3)"]), "<", 0.05)
+
 # %% [markdown]
 # ## 7. NaN hunting
 #
-# **Plain idea.** A NaN usually appears in the backward pass first. Cross-entropy written by hand as
+# **Plain idea.** NaNs have many sources. In the forward pass: float16 activations overflowing past 65,504 (use
+# loss scaling with float16, or bfloat16, which has float32's range), a missing epsilon (a division by a zero
+# norm, a log or square root of 0), NaNs already in the inputs. In the backward pass: the derivative of such an
+# operation is infinite even where its output is not. The usual remedies: epsilons, the library's fused losses,
+# gradient clipping, a learning-rate warmup, and a lower rate. The case below is a backward-first NaN.
+# Cross-entropy written by hand as
 # $-\log(\operatorname{softmax}(z))_y$ works until a large step makes some probability underflow to exactly 0.
 # The forward pass is still fine as long as that class is not the label — it only picks $\log p_y$ — but the
 # backward pass of $\log$ divides by $p$: $0 / 0 = \text{NaN}$ for every class that underflowed. Adam then
@@ -360,12 +402,15 @@ fig = nb05_debugging_nan.figure(naive, library)
 # own probability underflows, the loss becomes infinite, and hooks on the layers find nothing at all. In both
 # cases the guard plus the anomaly replay point at `LogBackward0`, the `log` in the loss. The control is the
 # library's cross-entropy at the *same* learning rate: its loss spikes, but it never produces a NaN, so the
-# learning rate alone does not explain the NaN.
+# learning rate alone does not explain the NaN. Yet the control is not healthy either: its loss sits dead at
+# about ln 10 after the spike. "No NaN" does not mean "training works"; that rate is still wrong.
 #
 # What each tool costs per training step, as CPU time of the calling thread (so other programs on the machine do
 # not distort the ratios; interleaved rounds, fastest round):
 
 # %%
+import math
+
 from helpers.timing import machine_note
 
 costs = nb05_debugging_nan.overheads(cfg.seed, TIMING_ROUNDS)
@@ -376,6 +421,8 @@ claim("a finiteness guard after backward() plus an anomaly replay names LogBackw
       naive.origin, "==", "LogBackward0")
 claim("the library cross-entropy at the same learning rate produces no non-finite loss or gradient in 30 steps",
       (library.guard_step is not None) + (library.nan_loss_step is not None), "==", 0)
+claim("the library cross-entropy at that rate ends with its loss within 10% of ln C: no NaN, and no learning",
+      abs(sum(library.losses[-5:]) / 5 / math.log(10) - 1), "<=", 0.1)
 claim("anomaly detection makes a training step cost at least 3x a plain one", costs["anomaly"] / costs["plain"],
       ">=", 3)
 claim("the finiteness guard adds less than half a step's cost", costs["guard"] / costs["plain"], "<", 1.5)
@@ -480,8 +527,10 @@ tables.show([{"run": name, "loss at init / ln C": report.value("init_loss"),
               "validation accuracy": report.extras["val_accuracy"]} for name, report in weighting.items()])
 
 # %% [markdown]
-# The weights do not rescue the rare class: three examples are three examples, and 107x weights only let
-# the model memorise them harder. Cap the weights (a square root of the inverse frequency, or a maximum of
+# The weights barely rescue the rare class: three examples are three examples, and 107x weights mostly let
+# the model memorise them harder. The control is the same starved data without weights: across seeds 0–4 the
+# weights moved the class's recall by RECALL_LIFT at quick scale and RECALL_LIFT_FULL at full scale, and it stayed
+# below half of what the class reaches with all its data. Cap the weights (a square root of the inverse frequency, or a maximum of
 # about 10), resample, or better, collect more data; and always look at the class's own recall.
 
 # %%
@@ -490,6 +539,8 @@ claim("inverse-frequency weights for a class of 3 examples pass the loss-at-init
       weighted.value("init_loss"), "between", RULE["init_loss"].threshold)
 claim("inverse-frequency weights at least double the max-to-median gradient norm of the same data without weights",
       weighted.extras["grad_spike"] / unweighted.extras["grad_spike"], ">=", 2)
+claim("inverse-frequency weights raise the starved class's recall by less than 0.3 over the same data without weights",
+      weighted.extras["recalls"][starved] - unweighted.extras["recalls"][starved], "<", 0.3)
 claim("with inverse-frequency weights the starved class keeps less than half its recall with full data",
       weighted.extras["recalls"][starved] / clean_recall, "<", 0.5)
 
@@ -541,8 +592,7 @@ claim("the near-duplicate check is blind to the shift", shift.value("near_duplic
 
 # %% [markdown]
 # **Look by segment.** An aggregate metric averages failures away. Cut one class down to 3 training examples
-# and the overall validation accuracy drops by only a few points — within what a different seed or
-# architecture could explain — while the class itself is never found. Its recall, not the average, shows it.
+# and the overall validation accuracy drops by only a few points, while the class itself is almost never found. Its recall, not the average, shows it.
 
 # %%
 fig = nb05_debugging_divergence.recall_figure(
@@ -605,7 +655,8 @@ scale_rows = [{"pixels": "standardized", "model": "MLP with BatchNorm, Adam", "l
               {"pixels": "0-255", "model": "MLP with BatchNorm, Adam", "loss at init / ln C":
                reports["unscaled 0-255 pixels"].value("init_loss"),
                "validation accuracy": reports["unscaled 0-255 pixels"].extras["val_accuracy"]}]
-scale_rows += nb05_debugging.scale_without_normalization(cfg.seed, STEPS)
+scale_rows += nb05_debugging.scale_without_normalization(cfg.seed, STEPS,
+                                                         healthy_run=reports["healthy digits, plain SGD"].run)
 tables.show(scale_rows)
 
 # %%
@@ -701,4 +752,4 @@ Markdown(figures.spoken_checklist(reports))
 # - **"Validation accuracy is high, so the model is good."** Near-duplicates inflate it; a random split hides
 #   drift; a starved class or a dropped end token hides in the average.
 # - **"Inverse-frequency class weights fix imbalance."** For a class of 3 examples they made the gradient norm
-#   spikier and left the class's recall below a third of what it reaches with all its data.
+#   spikier and left the class's recall below half of what it reaches with all its data.
