@@ -139,7 +139,7 @@ def spoken_checklist(reports: Mapping[str, Report]) -> str:
         f"({reports['pads counted in the loss'].value('padding_change'):.1%} when pads counted).",
         f"3. **Learning rate.** Update-to-weight ratio in the first steps: {update[healthy]:.3f} healthy, "
         f"{update['learning rate x100']:.1f} at 100x, {update['learning rate /1000']:.0e} at 1/1000. Rule: about "
-        f"1e-3 to 1e-1 is healthy; near or above 1 diverges; below 1e-4 barely moves.",
+        f"1e-3 to 1e-1 is typical; near or above 1 diverges; below 1e-4 barely moves.",
         f"4. **Gradients.** Finite, reaching every tensor, not piling up (a repeated step at rate 0 gave "
         f"{value('missing zero_grad', 'repeat_ratio', 1)}x the gradient without `zero_grad`; it must be 1), not "
         f"leaking across the batch ({reports['reshape mixes the batch'].value('batch_leak'):.0%} did after a bad "
@@ -154,8 +154,8 @@ def spoken_checklist(reports: Mapping[str, Report]) -> str:
         f"pixels; aim for about 1), validation preprocessed like training "
         f"({value('raw validation inputs', 'val_shift', 1)} SD off when not; more than 1 is a mismatch).",
         "",
-        f"**\"Validation gets worse\":** overfitting first (the gap grows with training; regularize), but only after "
-        f"the split passes both audits — near-duplicates "
+        f"**\"Validation gets worse\":** overfitting is the first suspect (the gap grows with training; "
+        f"regularize), confirmed once the split passes both audits — near-duplicates "
         f"({reports['near-duplicate leak'].value('near_duplicates'):.0%} of validation were copies) and adversarial "
         f"validation (AUC {value('covariate shift', 'adversarial_auc')} under a shift; above about 0.7 the splits "
         f"differ) — then look by segment: a starved class had recall "
