@@ -37,21 +37,29 @@ def machine_note(device: torch.device | str = "cpu") -> str:
     return f"timed on {device.type} ({what}), torch {torch.__version__}"
 
 
-def time_call(fn: Callable[[], object], min_run_time: float = 0.1) -> float:
-    """Median seconds per call of ``fn()`` after one warm-up call (``torch.utils.benchmark`` blocked autorange)."""
+def time_call(fn: Callable[[], object], min_run_time: float = 0.1,
+              clock: Callable[[], float] | None = None) -> float:
+    """Median seconds per call of ``fn()`` after one warm-up call (``torch.utils.benchmark`` blocked autorange).
+
+    ``clock`` is the timer (default: the wall clock). ``time.thread_time`` counts only the calling thread's
+    CPU time, which other busy processes barely disturb: use it for single-threaded CPU work on a shared
+    machine (it misses time spent in other threads and on a GPU).
+    """
     from torch.utils import benchmark
 
     check_float("min_run_time", min_run_time, 0.0, 10.0, lo_open=True)
     fn()  # warm-up: first calls pay for allocation and kernel selection
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, **({} if clock is None else {"timer": clock}))
     return float(timer.blocked_autorange(min_run_time=min_run_time).median)
 
 
-def time_many(fns: Mapping[str, Callable[[], object]], rounds: int = 3, min_run_time: float = 0.05) -> dict[str, float]:
+def time_many(fns: Mapping[str, Callable[[], object]], rounds: int = 3, min_run_time: float = 0.05,
+              clock: Callable[[], float] | None = None) -> dict[str, float]:
     """Seconds per call of several functions, timed in interleaved rounds (A, B, C, A, B, C, ...).
 
     A change in machine load hits every function alike, and each result is its *fastest* round:
     other processes can only add time, so the least disturbed round best estimates the work's own cost.
+    ``clock`` is passed to :func:`time_call`.
     """
     check_int("rounds", rounds, 1, 50)
     if not fns:
@@ -59,7 +67,7 @@ def time_many(fns: Mapping[str, Callable[[], object]], rounds: int = 3, min_run_
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            samples[name].append(time_call(fn, min_run_time))
+            samples[name].append(time_call(fn, min_run_time, clock))
     return {name: min(values) for name, values in samples.items()}
 
 

@@ -1,5 +1,6 @@
 """Tests of the small core modules: progress, timing, tables and exercise feedback."""
 import math
+import time
 
 import pytest
 import torch
@@ -39,6 +40,15 @@ def test_time_many_returns_the_fastest_round_for_each_function():
 def test_table_cells_say_undefined_and_infinite_in_words():
     assert [tables.format_cell(v) for v in (math.nan, math.inf, -math.inf, 0.5)] == [
         "undefined", "infinite", "minus infinite", "0.5"]
+
+
+def test_time_many_can_count_only_the_calling_threads_cpu_time():
+    def sleep() -> None:
+        time.sleep(0.004)
+
+    wall = timing.time_many({"sleep": sleep}, rounds=1, min_run_time=0.02)["sleep"]
+    cpu = timing.time_many({"sleep": sleep}, rounds=1, min_run_time=0.02, clock=time.thread_time)["sleep"]
+    assert wall >= 0.004 and cpu < 0.002
 
 
 def test_markdown_table_formats_and_checks_columns():
