@@ -1,0 +1,195 @@
+"""Notebook 04, section 5: LayerNorm vs BatchNorm, checked exactly and then trained at small and large batches.
+
+BatchNorm standardises each feature over the examples of a batch; LayerNorm standardises each example over its
+features. The exact checks show what that means for one example; the training runs show what it costs when
+batches are tiny, and what leaving BatchNorm in training mode at inference does to predictions.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional
+
+from helpers import data, exercises, models, plotting
+from helpers import progress as cell_progress
+from helpers.progress import Report
+from helpers.validation import check_choice, check_float, check_int
+
+NORMS = {"none": None, "batch": "batch", "layer": "layer"}
+LABEL = {"none": "no normalization", "batch": "BatchNorm", "layer": "LayerNorm"}
+
+
+# ---- exact checks on one layer -----------------------------------------------------------------------------
+
+def companion_effect(norm: str, training: bool = True, batch: int = 8, features: int = 16, seed: int = 0) -> float:
+    """Largest change in example 0's normalised output when the other examples of its batch are replaced."""
+    check_choice("norm", norm, ("batch", "layer"))
+    generator = torch.Generator().manual_seed(check_int("seed", seed, 0, 2**32 - 1))
+    layer = nn.BatchNorm1d(features) if norm == "batch" else nn.LayerNorm(features)
+    layer.train(training)
+    x = torch.randn(batch, features, generator=generator)
+    other = torch.cat([x[:1], 3 * torch.randn(batch - 1, features, generator=generator) + 1])
+    with torch.no_grad():
+        return float((layer(x)[0] - layer(other)[0]).abs().max())
+
+
+def batch_of_one_error() -> str:
+    """The error BatchNorm raises for a batch of one example in training mode ('' if it raises none)."""
+    layer = nn.BatchNorm1d(4).train()
+    try:
+        layer(torch.randn(1, 4))
+    except ValueError as error:
+        return str(error)
+    return ""
+
+
+def batch_of_two(features: int = 16, seed: int = 0) -> dict[str, float]:
+    """BatchNorm (training mode, float64) on two examples: the outputs are negatives of each other, near +-1."""
+    generator = torch.Generator().manual_seed(check_int("seed", seed, 0, 2**32 - 1))
+    layer = nn.BatchNorm1d(features, dtype=torch.float64).train()
+    x = torch.randn(2, features, generator=generator, dtype=torch.float64)
+    with torch.no_grad():
+        y = layer(x)
+    return {"largest |y0 + y1|": float((y[0] + y[1]).abs().max()),
+            "median |y|": float(y.abs().median()), "smallest |y|": float(y.abs().min())}
+
+
+# ---- training at a batch size -------------------------------------------------------------------------------
+
+@dataclass
+class NormRun:
+    """A trained network and what it scores on the test set."""
+
+    norm: str
+    batch_size: int
+    test_acc: float
+    train_eval_agreement: float | None
+    model: nn.Module
+
+
+def build(norm: str, width: int = 64, depth: int = 3) -> models.MLP:
+    """An MLP whose hidden blocks are norm -> linear -> ReLU (the first block has no norm)."""
+    check_choice("norm", norm, NORMS)
+    return models.mlp(40, 10, width=width, depth=depth, norm=NORMS[norm])
+
+
+@torch.no_grad()
+def train_mode_agreement(model: nn.Module, x: torch.Tensor, batch_size: int) -> float:
+    """Fraction of examples whose predicted class is the same with BatchNorm left in training mode (statistics
+    of test batches of ``batch_size``) as in eval mode (running averages). The model is not changed."""
+    evaluated = model.eval()(x).argmax(-1)
+    left_on = copy.deepcopy(model).train()
+    usable = len(x) - len(x) % batch_size
+    predicted = torch.cat([left_on(x[i:i + batch_size]).argmax(-1) for i in range(0, usable, batch_size)])
+    return float((predicted == evaluated[:usable]).float().mean())
+
+
+def train(norm: str, split: data.Splits, batch_size: int, steps: int, lr: float = 1e-3, seed: int = 0,
+          progress: Report | None = None) -> NormRun:
+    """Adam at ``batch_size`` for ``steps`` steps; test accuracy in eval mode, and for BatchNorm the
+    agreement between training-mode and eval-mode predictions."""
+    check_int("batch_size", batch_size, 2, 4096)
+    check_int("steps", steps, 1, 100_000)
+    check_float("lr", lr, 0.0, 1.0, lo_open=True)
+    torch.manual_seed(check_int("seed", seed, 0, 2**32 - 1))
+    model = build(norm).to(split.x_train.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    n = len(split.y_train)
+    model.train()
+    for _ in cell_progress.steps(steps, progress):
+        index = torch.randint(0, n, (batch_size,), generator=generator).to(split.x_train.device)
+        loss = functional.cross_entropy(model(split.x_train[index]), split.y_train[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        test_acc = float((model.eval()(split.x_test).argmax(-1) == split.y_test).float().mean())
+    agreement = train_mode_agreement(model, split.x_test, batch_size) if norm == "batch" else None
+    return NormRun(norm, batch_size, test_acc, agreement, model)
+
+
+def run_batches(batch_sizes: list[int], split: data.Splits, steps: int, seed: int = 0,
+                progress: Report | None = None) -> dict[tuple[str, int], NormRun]:
+    """Every normalization at every batch size (same data, steps and seed)."""
+    jobs = [(norm, size) for size in batch_sizes for norm in NORMS]
+    runs = {}
+    for index, (norm, size) in enumerate(jobs):
+        report = (cell_progress.share(progress, index / len(jobs), (index + 1) / len(jobs)) if progress is not None
+                  else cell_progress.cell_report(f"{LABEL[norm]}, batch {size}"))
+        runs[(norm, size)] = train(norm, split, size, steps, seed=seed, progress=report)
+    return runs
+
+
+def plot_batches(runs: dict[tuple[str, int], NormRun], title: str = "Test accuracy by batch size"):
+    """Test accuracy against batch size per normalization (left); BatchNorm train/eval agreement (right)."""
+    fig, (left, right) = plotting.figure(title, "batch size (log scale)", "test accuracy (fraction correct)",
+                                         ncols=2, figsize=(10.5, 3.9))
+    right.set_ylabel("same prediction, train vs eval mode")
+    sizes = sorted({size for _, size in runs})
+    for norm in NORMS:
+        left.plot(sizes, [runs[(norm, s)].test_acc for s in sizes], "o-", label=LABEL[norm])
+    right.plot(sizes, [runs[("batch", s)].train_eval_agreement for s in sizes], "o-", color=plotting.PALETTE[1],
+               label="BatchNorm")
+    for ax in (left, right):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.minorticks_off()
+        ax.set_ylim(0, 1.02)
+    left.axhline(0.1, color="black", ls=":", lw=1, label="chance")
+    right.axhline(1.0, color="black", ls=":", lw=1, label="identical predictions")
+    left.legend(loc="lower right")
+    right.legend(loc="lower right")
+    return fig
+
+
+def batch_explorer(batch_size: int = 8, steps: int = 300, split: data.Splits | None = None,
+                   progress: Report | None = None):
+    """Train the three networks at one batch size; compare test accuracy and BatchNorm's train/eval agreement."""
+    check_int("batch_size", batch_size, 2, 256)
+    check_int("steps", steps, 10, 3000)
+    split = split if split is not None else data.mnist1d(seed=0)
+    runs = run_batches([batch_size], split, steps, progress=progress)
+    fig, ax = plotting.figure(f"Batch size {batch_size}: test accuracy after {steps} steps", "normalization",
+                              "test accuracy (fraction correct)")
+    bars = ax.bar([LABEL[n] for n in NORMS], [runs[(n, batch_size)].test_acc for n in NORMS],
+                  color=plotting.PALETTE[:3])
+    ax.bar_label(bars, fmt="%.2f")
+    ax.axhline(0.1, color="black", ls=":", lw=1)
+    ax.set_ylim(0, 1)
+    numbers = {f"{LABEL[n]} test accuracy": runs[(n, batch_size)].test_acc for n in NORMS}
+    numbers["BatchNorm: same prediction in train and eval mode"] = runs[("batch", batch_size)].train_eval_agreement
+    return fig, numbers
+
+
+def check_layer_norm(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None) -> bool:
+    """Exercise: ``fn(x, weight, bias)`` normalises each row of x over its features (eps 1e-5), like nn.LayerNorm."""
+    generator = torch.Generator().manual_seed(0)
+    for shape in ((4, 6), (2, 3, 5)):
+        x = 2 + 3 * torch.randn(*shape, generator=generator, dtype=torch.float64)
+        reference = nn.LayerNorm(shape[-1], dtype=torch.float64)
+        with torch.no_grad():
+            reference.weight.uniform_(0.5, 1.5, generator=generator)
+            reference.bias.uniform_(-1, 1, generator=generator)
+        weight, bias = reference.weight.detach().clone(), reference.bias.detach().clone()
+        out = exercises.attempt(fn, x, weight, bias, what="layer_norm(x, weight, bias)")
+        if out is exercises.NOT_ATTEMPTED:
+            return False
+        expected = reference(x).detach()
+        if not isinstance(out, torch.Tensor) or out.shape != expected.shape:
+            return exercises.wrong(f"for x of shape {tuple(shape)} the output must have the same shape, got "
+                                   f"{getattr(out, 'shape', type(out).__name__)}")
+        if not torch.allclose(out, expected, atol=1e-6):
+            columns = functional.batch_norm(x.reshape(-1, shape[-1]), None, None, training=True).reshape(shape)
+            hint = ("you normalised over the batch (dim 0), which is BatchNorm: take statistics over the last "
+                    "dimension, `dim=-1, keepdim=True`" if torch.allclose(out, columns * weight + bias, atol=1e-4)
+                    else "mean and *biased* variance over the last dimension (unbiased=False), eps = 1e-5 inside "
+                    "the square root, then multiply by weight and add bias")
+            return exercises.wrong(f"for x of shape {tuple(shape)} the largest difference from nn.LayerNorm is "
+                                   f"{(out - expected).abs().max().item():.3g}", hint)
+    return exercises.correct("your layer_norm matches nn.LayerNorm on 2-D and 3-D inputs: statistics per example, "
+                             "over its features, with no running averages to keep")
