@@ -161,10 +161,11 @@ def plot_grid(runs: dict[tuple[str, int, bool], Run]):
     fig, ax = plotting.figure("Inductive bias: what each architecture gets from structure",
                               "architecture", "test accuracy (fraction correct)")
     settings = sorted({(n, s) for (_, n, s) in runs}, key=lambda k: (k[1], k[0]))
+    present = [architecture for architecture in ARCHITECTURES if any(key[0] == architecture for key in runs)]
     width = 0.8 / len(settings)
     for i, (n, scramble) in enumerate(settings):
         xs, ys = [], []
-        for j, architecture in enumerate(ARCHITECTURES):
+        for j, architecture in enumerate(present):
             if (architecture, n, scramble) in runs:
                 xs.append(j + (i - (len(settings) - 1) / 2) * width)
                 ys.append(runs[(architecture, n, scramble)].test_acc)
@@ -172,7 +173,7 @@ def plot_grid(runs: dict[tuple[str, int, bool], Run]):
                       hatch="//" if scramble else None)
         ax.bar_label(bars, fmt="%.2f", fontsize=7)
     ax.axhline(1 / N_CLASSES, color="black", ls=":", lw=1, label="chance")
-    ax.set_xticks(range(len(ARCHITECTURES)), ARCHITECTURES)
+    ax.set_xticks(range(len(present)), present)
     ax.set_ylim(0, 1)
     ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5))
     return fig

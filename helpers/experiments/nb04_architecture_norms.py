@@ -113,15 +113,15 @@ def train(norm: str, split: data.Splits, batch_size: int, steps: int, lr: float 
     return NormRun(norm, batch_size, test_acc, agreement, model)
 
 
-def run_batches(batch_sizes: list[int], split: data.Splits, steps: int, seed: int = 0,
+def run_batches(steps: dict[int, int], split: data.Splits, seed: int = 0,
                 progress: Report | None = None) -> dict[tuple[str, int], NormRun]:
-    """Every normalization at every batch size (same data, steps and seed)."""
-    jobs = [(norm, size) for size in batch_sizes for norm in NORMS]
+    """Every normalization at every batch size in ``steps`` (batch size -> training steps), same data and seed."""
+    jobs = [(norm, size) for size in steps for norm in NORMS]
     runs = {}
     for index, (norm, size) in enumerate(jobs):
         report = (cell_progress.share(progress, index / len(jobs), (index + 1) / len(jobs)) if progress is not None
                   else cell_progress.cell_report(f"{LABEL[norm]}, batch {size}"))
-        runs[(norm, size)] = train(norm, split, size, steps, seed=seed, progress=report)
+        runs[(norm, size)] = train(norm, split, size, steps[size], seed=seed, progress=report)
     return runs
 
 
@@ -153,7 +153,7 @@ def batch_explorer(batch_size: int = 8, steps: int = 300, split: data.Splits | N
     check_int("batch_size", batch_size, 2, 256)
     check_int("steps", steps, 10, 3000)
     split = split if split is not None else data.mnist1d(seed=0)
-    runs = run_batches([batch_size], split, steps, progress=progress)
+    runs = run_batches({batch_size: steps}, split, progress=progress)
     fig, ax = plotting.figure(f"Batch size {batch_size}: test accuracy after {steps} steps", "normalization",
                               "test accuracy (fraction correct)")
     bars = ax.bar([LABEL[n] for n in NORMS], [runs[(n, batch_size)].test_acc for n in NORMS],

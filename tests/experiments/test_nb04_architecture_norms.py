@@ -65,7 +65,7 @@ def test_training_arguments_are_checked(split, kwargs, name):
 
 def test_run_batches_and_plot(split):
     seen = []
-    runs = norms.run_batches([2, 8], split, 5, progress=seen.append)
+    runs = norms.run_batches({2: 5, 8: 3}, split, progress=seen.append)
     assert set(runs) == {(n, b) for n in norms.NORMS for b in (2, 8)}
     assert seen[-1] == pytest.approx(1.0) and max(b - a for a, b in zip([0.0, *seen], seen)) <= 0.1
     fig = norms.plot_batches(runs)
