@@ -161,15 +161,17 @@ def plot_cost(lengths: Sequence[int], seconds: dict[str, list[float]], largest: 
                                          "seconds per forward pass", ncols=2, figsize=(10.5, 3.9))
     right.set_ylabel("largest single allocation (bytes)")
     n = np.asarray(lengths, dtype=float)
+    colours = dict(zip(seconds, plotting.PALETTE))
     for ax, values in ((left, seconds), (right, largest)):
         for name, ys in values.items():
-            ax.loglog(n, ys, "o-", label=name)
-        anchor = max(values["attention written out"])
-        ax.loglog(n, anchor * (n / n[-1]) ** 2, "k:", lw=1, label="slope 2 (quadratic)")
-        ax.loglog(n, anchor * (n / n[-1]), "k--", lw=1, alpha=0.5, label="slope 1 (linear)")
+            ax.loglog(n, ys, "o-", color=colours[name], label=name)
+        anchor = 3 * max(values["attention written out"])            # guides run parallel, above the data
+        ax.loglog(n, anchor * (n / n[-1]) ** 2, "k:", lw=1, label="guide: slope 2 (quadratic)")
+        ax.loglog(n, anchor * (n / n[-1]), "k--", lw=1, alpha=0.5, label="guide: slope 1 (linear)")
         ax.set_xticks(n, [str(int(v)) for v in n])
         ax.minorticks_off()
-    right.legend(loc="center left", bbox_to_anchor=(1.02, 0.5))
+    right.text(0.03, 0.97, "GRU not recorded", transform=right.transAxes, va="top", fontsize=8, color="#555555")
+    fig.legend(*left.get_legend_handles_labels(), loc="outside right center")
     return fig
 
 

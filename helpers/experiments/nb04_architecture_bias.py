@@ -24,6 +24,9 @@ from helpers.validation import check_choice, check_float, check_int
 
 LENGTH, N_CLASSES = 40, 10
 ARCHITECTURES = ("CNN", "transformer", "MLP")
+# Each model's better Adam learning rate of 3e-3 and 1e-2 after 1000 steps on MNIST-1D (seeds 0-2, 400 and
+# 3200 examples): the transformer prefers the lower one, as transformers usually do.
+LEARNING_RATES = {"CNN": 1e-2, "transformer": 3e-3, "MLP": 1e-2}
 
 
 class PatchTransformer(nn.Module):
@@ -117,14 +120,16 @@ class Run:
     model: nn.Module
 
 
-def train(architecture: str, split: data.Splits, steps: int, scramble: bool = False, lr: float = 1e-2,
+def train(architecture: str, split: data.Splits, steps: int, scramble: bool = False, lr: float | None = None,
           batch_size: int = 64, seed: int = 0, progress: Report | None = None) -> Run:
     """Adam for ``steps`` mini-batches drawn with replacement: the same budget at any data size.
 
-    ``scramble`` trains and tests on :func:`scrambled` inputs (the permutation is fixed by ``seed``).
+    ``scramble`` trains and tests on :func:`scrambled` inputs (the permutation is fixed by ``seed``);
+    ``lr`` defaults to the architecture's entry in ``LEARNING_RATES``.
     """
+    check_choice("architecture", architecture, ARCHITECTURES)
     check_int("steps", steps, 1, 100_000)
-    check_float("lr", lr, 0.0, 1.0, lo_open=True)
+    lr = check_float("lr", LEARNING_RATES[architecture] if lr is None else lr, 0.0, 1.0, lo_open=True)
     check_int("batch_size", batch_size, 1, 4096)
     torch.manual_seed(check_int("seed", seed, 0, 2**32 - 1))
     split = scrambled(split, seed) if scramble else split

@@ -120,7 +120,13 @@ def plot_depths(runs: dict[tuple[int, bool], DepthRun], title: str = "Deeper pla
                 ax.plot(run.steps, run.train_loss, "-" if residual else "--", color=colour,
                         label=f"depth {depth}, {'residual' if residual else 'plain'}")
     ax.axhline(CHANCE_LOSS, color="black", ls=":", lw=1, label="chance (ln 10)")
-    ax.set_ylim(0, max(CHANCE_LOSS * 1.25, ax.get_ylim()[1] if math.isfinite(ax.get_ylim()[1]) else 0))
+    top = 1.6 * CHANCE_LOSS                                          # the comparison lives below chance
+    ax.set_ylim(0, top)
+    clipped = [f"depth {run.depth} {'residual' if run.residual else 'plain'} starts at {run.train_loss[0]:.3g}"
+               for run in runs.values() if not run.train_loss[0] <= top]
+    if clipped:
+        ax.text(0.98, 0.03, "above the axis: " + "; ".join(clipped), transform=ax.transAxes, ha="right",
+                va="bottom", fontsize=8, color="#555555")
     ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5))
     return fig
 

@@ -10,6 +10,7 @@ import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
@@ -126,24 +127,26 @@ def run_batches(steps: dict[int, int], split: data.Splits, seed: int = 0,
 
 
 def plot_batches(runs: dict[tuple[str, int], NormRun], title: str = "Test accuracy by batch size"):
-    """Test accuracy against batch size per normalization (left); BatchNorm train/eval agreement (right)."""
-    fig, (left, right) = plotting.figure(title, "batch size (log scale)", "test accuracy (fraction correct)",
-                                         ncols=2, figsize=(10.5, 3.9))
+    """Grouped bars per batch size: test accuracy per normalization (left), BatchNorm's train/eval agreement
+    (right). Each batch size has its own training budget, so compare bars within a group, not across."""
+    fig, (left, right) = plotting.figure(title, "batch size", "test accuracy (fraction correct)", ncols=2,
+                                         figsize=(10.5, 3.9))
     right.set_ylabel("same prediction, train vs eval mode")
     sizes = sorted({size for _, size in runs})
-    for norm in NORMS:
-        left.plot(sizes, [runs[(norm, s)].test_acc for s in sizes], "o-", label=LABEL[norm])
-    right.plot(sizes, [runs[("batch", s)].train_eval_agreement for s in sizes], "o-", color=plotting.PALETTE[1],
-               label="BatchNorm")
-    for ax in (left, right):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(sizes, [str(s) for s in sizes])
-        ax.minorticks_off()
-        ax.set_ylim(0, 1.02)
+    positions = np.arange(len(sizes))
+    for i, norm in enumerate(NORMS):
+        bars = left.bar(positions + (i - 1) * 0.27, [runs[(norm, s)].test_acc for s in sizes], 0.27,
+                        color=plotting.PALETTE[i], label=LABEL[norm])
+        left.bar_label(bars, fmt="%.2f", fontsize=7)
+    bars = right.bar(positions, [runs[("batch", s)].train_eval_agreement for s in sizes], 0.5,
+                     color=plotting.PALETTE[1])
+    right.bar_label(bars, fmt="%.2f", fontsize=8)
     left.axhline(0.1, color="black", ls=":", lw=1, label="chance")
     right.axhline(1.0, color="black", ls=":", lw=1, label="identical predictions")
-    left.legend(loc="lower right")
-    right.legend(loc="lower right")
+    for ax in (left, right):
+        ax.set_xticks(positions, [str(s) for s in sizes])
+        ax.set_ylim(0, 1.05)
+    fig.legend(*left.get_legend_handles_labels(), loc="outside right center")
     return fig
 
 

@@ -221,7 +221,7 @@ def plot_weights(run: RecallRun, examples: int = 3, device: torch.device | str =
         ax.bar(positions, weights[index].cpu().numpy(), color=colours)
         ax.axhline(1 / (run.pairs + 1), color="black", ls=":", lw=1)
         ax.set_ylim(0, 1)
-        ax.set_title(f"example {index + 1}: matching pair in orange", fontsize=9)
+        ax.set_title(f"example {index + 1}: matching pair orange, dotted = uniform", fontsize=9)
     return fig
 
 
