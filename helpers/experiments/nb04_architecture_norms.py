@@ -154,7 +154,7 @@ def batch_explorer(batch_size: int = 8, steps: int = 300, split: data.Splits | N
                    progress: Report | None = None):
     """Train the three networks at one batch size; compare test accuracy and BatchNorm's train/eval agreement."""
     check_int("batch_size", batch_size, 2, 256)
-    check_int("steps", steps, 10, 3000)
+    check_int("steps", steps, 10, 1000)
     split = split if split is not None else data.mnist1d(seed=0)
     runs = run_batches({batch_size: steps}, split, progress=progress)
     fig, ax = plotting.figure(f"Batch size {batch_size}: test accuracy after {steps} steps", "normalization",

@@ -228,8 +228,8 @@ def plot_weights(run: RecallRun, examples: int = 3, device: torch.device | str =
 def recall_explorer(pairs: int = 8, steps: int = 200, width: int = 32, progress: Report | None = None):
     """Train attention and a GRU (the better of two learning rates) on recall with ``pairs`` pairs."""
     check_int("pairs", pairs, 1, N_KEYS)
-    check_int("steps", steps, 20, 2000)
-    check_int("width", width, 8, 128)
+    check_int("steps", steps, 20, 300)
+    check_int("width", width, 8, 64)
     jobs = [("attention", 1e-2), ("GRU", 3e-3), ("GRU", 1e-2)]
     device = config.current().device
     runs = {f"{name}, lr {lr:g}": train(name, pairs, steps, lr, width, seed=0, device=device,

@@ -91,7 +91,8 @@ def test_explorer_reports_progress_numbers_and_notes(split):
 
 
 @pytest.mark.parametrize("kwargs, name", [({"depth": 1}, "depth"), ({"depth": 65}, "depth"),
-                                          ({"norm": "group"}, "norm"), ({"steps": 5}, "steps")])
+                                          ({"norm": "group"}, "norm"), ({"steps": 5}, "steps"),
+                                          ({"steps": 301}, "steps")])
 def test_explorer_checks_its_controls(split, kwargs, name):
     with pytest.raises(ValueError, match=name):
         depth.depth_explorer(split=split, **kwargs)

@@ -81,7 +81,7 @@ def test_explorer(split):
 
 
 @pytest.mark.parametrize("kwargs, name", [({"batch_size": 1}, "batch_size"), ({"batch_size": 257}, "batch_size"),
-                                          ({"steps": 5}, "steps")])
+                                          ({"steps": 5}, "steps"), ({"steps": 1001}, "steps")])
 def test_explorer_checks_its_controls(split, kwargs, name):
     with pytest.raises(ValueError, match=name):
         norms.batch_explorer(split=split, **kwargs)

@@ -98,7 +98,9 @@ def test_explorer_reports_progress_and_notes_when_nothing_was_learned():
     assert max(b - a for a, b in zip([0.0, *seen], seen)) <= 0.1  # progress at least every 10%
 
 
-@pytest.mark.parametrize("kwargs, name", [({"pairs": 33}, "pairs"), ({"steps": 10}, "steps"), ({"width": 4}, "width")])
+@pytest.mark.parametrize("kwargs, name", [({"pairs": 33}, "pairs"), ({"steps": 10}, "steps"),
+                                          ({"steps": 301}, "steps"), ({"width": 4}, "width"),
+                                          ({"width": 65}, "width")])
 def test_explorer_checks_its_controls(kwargs, name):
     with pytest.raises(ValueError, match=name):
         recall.recall_explorer(**kwargs)
