@@ -191,10 +191,10 @@ claim("the GRU's time grows about linearly with the length (log-log slope)", slo
 # %% [markdown]
 # **Practical consequence.** On this machine, attention written out was faster than the GRU only up to
 # the length printed below; beyond that its quadratic cost takes over. The fused kernel does the same
-# arithmetic with far less memory traffic, which moves that point further out but does not remove it. For long contexts the options
-# are: fused kernels (memory), sparse or local attention and chunking (arithmetic), retrieval (do not put
-# everything in the context), and at inference a KV cache (notebook 07) so each new token costs $O(T)$
-# instead of recomputing $O(T^2)$.
+# arithmetic with far less memory traffic, which moves that point further out but does not remove it. For
+# long contexts the options are: fused kernels (memory), sparse or local attention and chunking
+# (arithmetic), retrieval (do not put everything in the context), and at inference a KV cache (notebook 07)
+# so each new token costs $O(T)$ instead of recomputing $O(T^2)$.
 
 # %%
 print(f"attention written out is faster than the GRU up to T = {cost.crossover(LENGTHS, seconds)} tokens here")
@@ -589,11 +589,12 @@ att_ops, gru_growth = long["attention ops"], long["GRU ops"] / short["GRU ops"]
 display(Markdown(f"""**"Why did attention become dominant for sequence modelling?"** Each token reads from every other
 token in one step, by content: a query is compared with all keys and the matching values are averaged. In a recall
 task with {PAIRS} key–value pairs, one attention layer scored {recall_runs[f"attention, {PAIRS} pairs"].final():.2f}
-while a GRU reached {gru_same_budget:.2f} (chance 0.125), even with four times the steps; the GRU's problem is
-squeezing every pair into one state, not distance: it carried one value across {DISTANCE} blank tokens
-({distance_runs["GRU, lr 0.05"].final():.2f}) once its learning rate was right. Training parallelises over
-positions: the attention layer ran {att_ops} operations at {long["length"]} tokens as at {short["length"]}, the GRU
-{gru_growth:.1f} times more. The price is quadratic: the score matrix grew with slope
+while a GRU reached {gru_same_budget:.2f} (chance 0.125), and no better with four times the steps
+({longer.final():.2f}) or width ({wide.final():.2f}). Its problem is squeezing every pair into one state, not
+distance: it carried one value across {DISTANCE} blank tokens ({distance_runs["GRU, lr 0.05"].final():.2f}) once its
+learning rate was right. Training parallelises over positions: the attention layer dispatched {att_ops} operations at
+both {short["length"]} and {long["length"]} tokens, while the GRU's count grew {gru_growth:.1f}-fold, one chain of
+small steps per token. The price is quadratic: the score matrix grew with slope
 {memory_slopes["attention written out"]:.2f} in memory and {slopes["attention written out"]:.1f} in time here. Rule:
 use fused kernels for memory, and for long contexts sparse or local attention, chunking, retrieval or caching."""))
 

@@ -146,7 +146,9 @@ def plot_batches(runs: dict[tuple[str, int], NormRun], title: str = "Test accura
     for ax in (left, right):
         ax.set_xticks(positions, [str(s) for s in sizes])
         ax.set_ylim(0, 1.05)
-    fig.legend(*left.get_legend_handles_labels(), loc="outside right center")
+    handles, labels = (sum(pair, []) for pair in zip(left.get_legend_handles_labels(),
+                                                      right.get_legend_handles_labels()))
+    fig.legend(handles, labels, loc="outside right center")
     return fig
 
 
