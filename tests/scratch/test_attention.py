@@ -80,14 +80,14 @@ def test_float_mask_is_added_to_the_scores():
 
 @pytest.mark.parametrize("blocked", [torch.zeros(4, 5, dtype=torch.bool), torch.full((4, 5), float("-inf"))])
 def test_a_query_that_may_attend_nowhere_reads_zeros_as_in_torch(blocked):
-    q, k, v = tensors((4, 8), (5, 8), (5, 3), seed=6)
+    q, k, v = tensors((3, 4, 8), (3, 5, 8), (3, 5, 3), seed=6)  # a batch: the blocked rows are found per query
     q, k, v = q.float(), k.float(), v.float()
     mask = blocked.clone()
     mask[0] = True if mask.dtype == torch.bool else 0.0  # query 0 may attend everywhere, the others nowhere
     ours = attention.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     theirs = functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
-    assert torch.all(ours[1:] == 0) and torch.all(ours[0] != 0)
+    assert torch.all(ours[:, 1:] == 0) and torch.all(ours[:, 0] != 0)
 
 
 def test_nan_inputs_are_not_hidden():
@@ -112,8 +112,8 @@ def test_gradients_match_torch():
     (((4,), (4, 8), (4, 8)), "query, key and value"),
     (((4, 8), (4,), (4, 8)), "query, key and value"),
     (((4, 8), (4, 8), (4,)), "query, key and value"),
-    (((4, 8), (4, 7), (4, 8)), "same feature size"),
-    (((4, 8), (5, 8), (4, 8)), "same number of positions"),
+    (((2, 4, 8), (2, 4, 7), (2, 4, 8)), "same feature size, got 8 and 7$"),
+    (((4, 8), (5, 8), (4, 8)), "same number of positions, got 5 and 4$"),
 ])
 def test_bad_shapes_are_refused_with_the_reason(shapes, message):
     q, k, v = tensors(*shapes)
@@ -123,15 +123,16 @@ def test_bad_shapes_are_refused_with_the_reason(shapes, message):
 
 def test_a_mask_and_is_causal_together_are_refused():
     q, k, v = tensors((4, 8), (4, 8), (4, 8))
-    with pytest.raises(ValueError, match="attn_mask must be None when is_causal"):
+    with pytest.raises(ValueError, match="^attn_mask must be None when is_causal"):
         attention.scaled_dot_product_attention(q, k, v, attn_mask=torch.ones(4, 4, dtype=torch.bool), is_causal=True)
     with pytest.raises(ValueError, match="attn_mask must be None"):
         attention.attention_weights(q, k, attn_mask=torch.zeros(4, 4), is_causal=True)
 
 
-@pytest.mark.parametrize("args", [(0, 3), (3, 0), (1_000_001, 1), (1, 1_000_001)])
-def test_causal_mask_sizes_are_checked(args):
-    with pytest.raises(ValueError, match="n_queries|n_keys"):
+@pytest.mark.parametrize("args, name", [((0, 3), "n_queries"), ((3, 0), "n_keys"), ((1_000_001, 1), "n_queries"),
+                                        ((1, 1_000_001), "n_keys")])
+def test_causal_mask_sizes_are_checked(args, name):
+    with pytest.raises(ValueError, match=f"^{name} must be an integer"):
         attention.causal_mask(*args)
 
 
@@ -195,16 +196,18 @@ def test_heads_see_separate_subspaces():
 
 
 @pytest.mark.parametrize("d_model, n_heads, message", [
-    (0, 1, "d_model"), (65_537, 1, "d_model"), (8, 0, "n_heads"), (8, 9, "n_heads"), (8, 3, "divisible"),
+    (0, 1, "d_model"), (65_537, 1, "d_model"), (8, 0, "n_heads"), (8, 9, "n_heads"),
+    (8, 3, "d_model must be divisible"),
 ])
 def test_multi_head_arguments_are_checked(d_model, n_heads, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=f"^{message}"):
         attention.MultiHeadSelfAttention(d_model, n_heads)
 
 
 def test_multi_head_accepts_one_head_per_feature():
     layer = attention.MultiHeadSelfAttention(4, 4)
     assert layer(torch.randn(1, 3, 4)).shape == (1, 3, 4)
+    assert attention.MultiHeadSelfAttention(1, 1)(torch.randn(2, 3, 1)).shape == (2, 3, 1)
 
 
 @pytest.mark.parametrize("shape", [(3, 8), (1, 3, 7), (1, 1, 3, 8)])

@@ -98,7 +98,7 @@ def test_running_statistics_of_the_wrong_size_are_refused():
 
 def test_a_batch_of_one_is_refused_in_training_but_not_in_eval():
     x, _, _, mean, var = inputs(batch=1)
-    with pytest.raises(ValueError, match="at least 2 examples in training mode"):
+    with pytest.raises(ValueError, match="at least 2 examples in training mode .*, got 1$"):
         batch_norm(x, mean, var, training=True)
     assert batch_norm(x, mean, var).shape == (1, 5)
 
@@ -107,7 +107,7 @@ def test_a_batch_of_one_is_refused_in_training_but_not_in_eval():
                                           ({"eps": 0.0}, "eps"), ({"eps": 1.5}, "eps")])
 def test_momentum_and_eps_are_checked(kwargs, name):
     x, _, _, mean, var = inputs()
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(ValueError, match=f"^{name} must be a number"):
         batch_norm(x, mean, var, training=True, **kwargs)
 
 

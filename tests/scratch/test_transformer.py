@@ -61,7 +61,7 @@ def test_hidden_width_defaults_to_four_times_the_model_width():
 
 @pytest.mark.parametrize("d_hidden", [0, 262_145])
 def test_hidden_width_is_checked(d_hidden):
-    with pytest.raises(ValueError, match="d_hidden"):
+    with pytest.raises(ValueError, match="^d_hidden must be an integer"):
         TransformerBlock(8, 2, d_hidden)
 
 
