@@ -12,7 +12,7 @@ STRIP := -m nbstripout --keep-id --extra-keys "metadata.language_info cell.metad
 export OMP_WAIT_POLICY := PASSIVE
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: lab test test-full setup sync clean-notebooks claims mutation clean
+.PHONY: lab test test-full setup sync clean-notebooks claims mutation book evidence clean
 
 setup: $(STAMP)
 
@@ -32,9 +32,10 @@ $(STAMP): requirements.txt pyproject.toml
 lab: $(STAMP)
 	$(BIN)/jupyter lab $(ROOT_FLAG) --notebook-dir=notebooks
 
+# Two pytest workers (one per core); each notebook's cells stay together on one worker.
 test: $(STAMP)
 	DL_SCALE=quick DL_PROGRESS=0 DL_CACHE=0 $(BIN)/python -m pytest tests notebooks \
-		--nbval-lax --nbval-current-env -q -ra --durations=15
+		--nbval-lax --nbval-current-env -q -ra --durations=15 -n 2 --dist loadfile
 
 # Full scale with progress bars on, as a learner runs the notebooks.
 test-full: $(STAMP)
@@ -52,10 +53,21 @@ clean-notebooks: $(STAMP)
 claims: $(STAMP)
 	$(BIN)/python -m helpers.claims
 
-# Mutation testing of the from-scratch science (not part of `make test`: it takes minutes).
+# Mutation testing of the from-scratch science (not part of `make test`: it takes minutes). One OpenMP
+# thread: mutmut forks after torch has started its thread pool, and a forked pool deadlocks.
 mutation: $(STAMP)
-	$(BIN)/mutmut run --max-children 2
+	OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children 2
 	$(BIN)/mutmut results
+
+# The static site: every notebook executed at full scale into build/book, then Sphinx (needs npm once,
+# to fetch MathJax and the widget manager into build/vendor). Open build/book/html/index.html.
+book: $(STAMP)
+	$(BIN)/python tools/book.py
+
+# Every notebook at quick scale for seeds 0-4: each claim's range and pass count (the book shows them).
+evidence: $(STAMP)
+	$(BIN)/python tools/evidence.py notebooks/*.ipynb --seeds 0 1 2 3 4 --scales quick --jobs 2 \
+		--out build/evidence
 
 clean:
 	rm -rf build .pytest_cache mutants

@@ -127,3 +127,11 @@ def decision_boundary(model, x, y, title: str = "Decision boundary", resolution:
     ax.contourf(gx, gy, pred, alpha=0.25, levels=np.arange(pred.max() + 2) - 0.5, cmap="coolwarm")
     ax.scatter(xs[:, 0], xs[:, 1], c=y.cpu().numpy(), s=8, cmap="coolwarm", edgecolors="none")
     return fig
+
+
+def legend_outside(ax, below: bool = False, columns: int = 1) -> None:
+    """Put ``ax``'s legend beside the axes (or below them, in ``columns`` columns), never over the data."""
+    if below:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=columns)
+    else:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))

@@ -245,6 +245,7 @@ class Explorer:
         self._refresh_enabled()
         self.widget = widgets.VBox([widgets.HBox(rows[i:i + 3]) for i in range(0, len(rows), 3)]
                                    + [self.status, self.image, self.table])
+        self.widget.add_class("dl-explorer")  # how the browser test finds every explorer
         if run_on_start if run_on_start is not None else not run_button:
             self.update()
         else:

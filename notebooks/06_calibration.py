@@ -14,23 +14,24 @@
 # ---
 
 # %% [markdown]
-# # 06 · Accurate but poorly calibrated: reliability diagrams, ECE, temperature scaling
+# # 06 · Accurate but poorly calibrated: measuring, fixing and distrusting calibration
 #
 # A classifier gives you two things: a predicted class and a probability. Accuracy grades only the
 # first. Whenever a threshold or a cost is attached to the probability (flag a transaction when the
-# fraud score is above 0.9, pass a scan to a doctor when the model is unsure, rank search results,
+# fraud score is above 0.9, send a scan to a doctor when the model is unsure, rank search results,
 # price a risk) the second one has to mean what it says: of all the cases scored 0.8, about 80% should
-# be right. A model with that property is **calibrated**. Modern networks are often accurate and yet
-# systematically over-confident (Guo et al. 2017), and an interviewer who asks "the model is accurate
-# but poorly calibrated, what do you do?" wants to hear how you would *measure* it, *fix* it without
-# hurting accuracy, and *why it matters* for the decision downstream.
+# turn out right. A model with that property is **calibrated**. Modern networks are often accurate and
+# yet systematically over-confident (Guo et al. 2017). An interviewer who asks "the model is accurate but
+# poorly calibrated, what do you do?" wants to hear how you would *measure* it, *fix* it without hurting
+# accuracy, where the fix *stops working*, and *why it matters* for the decision downstream.
 #
 # **Interview questions this notebook answers**
 # 1. What does "calibrated" mean, and how do you measure it (reliability diagram, ECE)?
-# 2. Why are modern networks over-confident, and what makes it worse or better (training length, width,
-#    weight decay, label smoothing)?
-# 3. How does temperature scaling work, why does it leave accuracy unchanged, and where is it fitted?
-# 4. When does calibration matter, and how much can you trust an ECE number?
+# 2. Why are modern networks over-confident, and which training choices make it better or worse
+#    (training length, width, weight decay, label smoothing, focal loss)?
+# 3. How does temperature scaling work, why does it leave accuracy unchanged, and what can one
+#    temperature not fix (histogram binning, distribution shift, segments)?
+# 4. What does ECE not see (sharpness, class-wise calibration), and how far can you trust an ECE number?
 
 # %%
 from helpers import setup
@@ -38,37 +39,43 @@ from helpers import setup
 cfg = setup("06_calibration")
 
 # %%
-import inspect
 from functools import partial
 
 import numpy as np
 import torch
-from IPython.display import Code, Markdown, display
+from IPython.display import Markdown, display
 
-from helpers import calibration as cal
 from helpers import data as datasets
+from helpers import tables
 from helpers.claims import claim
 from helpers.config import pick
-from helpers.train import predict_logits
+from helpers.experiments import nb06_calibration as lab
+from helpers.experiments import nb06_calibration_figures as figures
+from helpers.scratch import calibration as scratch
+from helpers.source import show_source
 from helpers.widgets import Choice, Slider, explore
 
 # %% [markdown]
-# All sizes live in the next cell. `quick` (what the tests run) trains smaller and shorter models;
-# `full` (the default) trains a wider network for longer and sweeps more settings. Every claim below
-# holds at both scales for seeds 0–4.
+# All sizes live in the next cell. `quick` trains smaller and shorter models; `full` (the default)
+# trains a wider network for longer and repeats the noise experiments more often. Every claim below holds
+# at both scales for seeds 0–4, and the ranges quoted beside the claims were measured that way.
 
 # %%
 N_TRAIN = 1200                          # a small training set, so the wide MLP over-fits
 WIDTH = pick(quick=256, full=512)       # hidden units per layer of the over-confident MLP
 EPOCHS = pick(quick=60, full=100)       # trained long, well past the best validation loss
-SWEEP_WIDTHS = pick(quick=[32, 64], full=[32, 64, 128])
-WEIGHT_DECAY = 1e-2                     # L2 penalty (Adam) for the weight-decay model
+NARROW = 32                             # width of the low-capacity comparison
+WEIGHT_DECAY = 1e-2                     # Adam's L2 penalty on the weights
 LABEL_SMOOTHING = 0.1
+FOCAL_GAMMA = 3.0                       # Mukhoti et al. (2020) use gamma = 3
 DIGITS = dict(width=64, epochs=pick(quick=30, full=60), lr=3e-3)
 N_BINS = 15                             # Guo et al. (2017) use 15 equal-width bins
+BINNING_BINS = 10                       # histogram binning: 10 equal-mass bins of validation forecasts
 THRESHOLD = 0.8                         # the decision rule: act only when confidence >= 0.8
-SMALL_TEST = 200                        # a small test set for the ECE noise experiment
-N_BOOT = pick(quick=300, full=2000)
+NOISE_LEVELS = [0.0, 0.25, 0.5, 1.0]    # Gaussian noise added to the inputs (standard deviations)
+SMALL_TEST = 200                        # a small test set for the ECE noise experiments
+N_BOOT = pick(quick=500, full=2000)
+DEBIAS_REPEATS = pick(quick=30, full=100)
 NOISE_SIZES = pick(quick=[100, 300, 1000, 3000, 10_000], full=[100, 300, 1000, 3000, 10_000, 100_000])
 NOISE_REPEATS = pick(quick=5, full=20)
 
@@ -84,24 +91,30 @@ NOISE_REPEATS = pick(quick=5, full=20)
 # $P(\hat y = y \mid \hat p = p) = p$ for all $p$. Split $[0, 1]$ into $M$ bins
 # $B_m = \left(\tfrac{m-1}{M}, \tfrac{m}{M}\right]$; then
 #
-# $$\text{ECE} = \sum_{m=1}^{M} \frac{|B_m|}{n}\,\bigl|\text{acc}(B_m) - \text{conf}(B_m)\bigr|,
-# \qquad \text{MCE} = \max_m \bigl|\text{acc}(B_m) - \text{conf}(B_m)\bigr|.$$
+# $$\text{ECE} = \sum_{m=1}^{M} \frac{|B_m|}{n}\,\bigl|\text{acc}(B_m) - \text{conf}(B_m)\bigr|.$$
 #
-# ECE is the average gap, weighted by how many predictions fall in each bin; MCE is the worst bin
-# (what matters in safety settings). The *equal-mass* variant picks bin edges so each bin holds the same
-# number of predictions (Nixon et al. 2019). Two proper scoring rules complete the picture: the
-# negative log-likelihood $-\frac1n\sum_i \log p_i(y_i)$ and the Brier score
-# $\frac1n\sum_i\sum_k (p_{ik} - [y_i = k])^2$ (Brier 1950). Both reward calibration *and* sharpness,
-# and both are minimised only by the true probabilities.
+# ECE is the average gap to the diagonal, weighted by how many predictions fall in each bin. The
+# *equal-mass* variant picks bin edges so each bin holds the same number of predictions (Nixon et al.
+# 2019). Two proper scoring rules complete the picture: the negative log-likelihood
+# $-\frac1n\sum_i \log p_i(y_i)$ and the Brier score $\frac1n\sum_i\sum_k (p_{ik} - [y_i = k])^2$
+# (Brier 1950). Both reward calibration *and* sharpness, and both are minimised only by the true
+# probabilities; neither needs bins.
 #
-# **Edges, decided once.** A confidence exactly on an edge (0.6 with 5 bins) belongs to the bin that
-# *ends* there, $(0.4, 0.6]$. Because a float32 0.6 is stored as 0.6000000238, the helper rounds the
-# edges to the probabilities' own dtype before comparing, then accumulates in float64; that way a
-# hand computation and the code always agree. Here is the whole implementation:
+# **One identity worth knowing.** $|B_m|\,(\text{acc}(B_m) - \text{conf}(B_m))$ is the bin's sum of
+# (correct − confidence), so by the triangle inequality
+# $\text{ECE} \ge \bigl|\tfrac1n\sum_i(\text{correct}_i - \hat p_i)\bigr| = |\text{accuracy} - \text{mean confidence}|$,
+# with equality when every bin errs in the same direction. A model that is over-confident everywhere has an
+# ECE equal to its confidence gap, whatever the bins.
+#
+# The code measures everything on pairs *(confidence, outcome)*: a probability and whether its event
+# happened. For the usual top-label ECE the event is "the top class is right". A confidence exactly on an
+# edge (0.6 with 5 bins) belongs to the bin that *ends* there; the edges are rounded to the
+# probabilities' own dtype, so a float32 0.6 (stored as 0.6000000238) behaves as on paper. The whole
+# implementation:
 
 # %%
-display(Code(inspect.getsource(cal.bin_indices) + "\n" + inspect.getsource(cal.calibration_error),
-             language="python"))
+show_source(scratch.bin_indices, scratch.reliability_bins, scratch.calibration_error,
+            scratch.expected_calibration_error)
 
 # %% [markdown]
 # ## 2. An accurate but over-confident network
@@ -110,36 +123,36 @@ display(Code(inspect.getsource(cal.bin_indices) + "\n" + inspect.getsource(cal.c
 # network can always lower it further by making its logits larger, which pushes confidence towards 1.
 # On examples it has *not* seen, that extra confidence is unearned. We make this happen on purpose: a
 # wide two-layer MLP (no dropout, no weight decay) trained for a long time on 1,200 MNIST-1D signals
-# (Greydanus 2020), a deliberately hard 10-class task: the paper's MLP reaches 68% with over three times as
-# much data, a CNN 94%.
-# A callback records the validation error, NLL and ECE after every epoch.
+# (Greydanus 2020), a deliberately hard 10-class task: the paper's MLP reaches 68% with over three times
+# as much data. A callback records the validation error, NLL and ECE before training and after every epoch.
 
 # %%
 data = datasets.mnist1d(n_train=N_TRAIN, seed=cfg.seed)
-tracker = cal.CalibrationTracker(data.x_val, data.y_val, N_BINS)
-model, history = cal.train_classifier(data, width=WIDTH, epochs=EPOCHS, seed=cfg.seed, callbacks=[tracker])
-val_logits, test_logits = predict_logits(model, data.x_val), predict_logits(model, data.x_test)
-test_probs = test_logits.softmax(-1)
-before = cal.calibration_report(test_logits, data.y_test, N_BINS)
+tracker = lab.CalibrationTracker(data.x_val, data.y_val, N_BINS)
+model, history = lab.train_classifier(data, width=WIDTH, epochs=EPOCHS, seed=cfg.seed, callbacks=[tracker])
+run = lab.calibrate(model, data, N_BINS)
+before, after = run.before, run.after
+raw_pair = scratch.top_label(run.test_logits.softmax(-1), run.test_labels)
 print(data)
-print({k: round(v, 3) for k, v in before.items()})
+tables.show([{"split": "test", **lab.readable(before)}])
 
 # %% [markdown]
 # Chance is 10%, so the network has learned a lot; but compare its accuracy with its mean confidence.
-# The confidence histogram (Guo et al.'s Figure 1 in miniature) shows where the gap comes from: a
-# large pile of predictions at confidence near 1, and across the middle range far more wrong answers
-# than the stated confidence allows.
+# The confidence histogram (Guo et al.'s Figure 1 in miniature) shows where the gap comes from: a large
+# pile of predictions at confidence near 1, and across the middle range far more wrong answers than the
+# stated confidence allows.
 
 # %%
-fig = cal.confidence_histogram(test_probs, data.y_test, "Test confidence of the over-confident MLP")
+figures.confidence_histogram(*raw_pair, "Test confidence of the over-confident MLP");
 
 # %%
-fig = cal.reliability_diagram(test_probs, data.y_test, "Over-confident MLP (test set)", N_BINS)
+figures.reliability_diagrams({"Over-confident MLP (test set)": raw_pair}, "Reliability diagram", N_BINS);
 
 # %% [markdown]
 # Every bar sits below the diagonal: at every confidence level the model is right less often than it
-# claims. **Claim:** the test ECE is above 0.15. Across seeds 0–4 we measured 0.28–0.31 at quick scale
-# and 0.33–0.36 at full scale, so 0.15 leaves a wide margin while still failing for a calibrated model.
+# claims, so its ECE equals its confidence gap (the identity above). The shading and the numbers on the
+# bars say how many test predictions each bin holds: the last bin holds the largest group. **Claim:** the test ECE is
+# above 0.15 (measured 0.29–0.31 at quick scale and 0.33–0.37 at full scale, seeds 0–4).
 
 # %%
 claim("The wide MLP trained long is over-confident: test ECE above 0.15", before["ece"], ">", 0.15)
@@ -153,20 +166,20 @@ claim("The wide MLP trained long is over-confident: test ECE above 0.15", before
 
 # %%
 record = history.extra["calibration"]
-fig = cal.epoch_curves(record)
+figures.epoch_curves(record)
 best_epoch = int(np.argmin(record["nll"]))
 nll_rise = record["nll"][-1] - record["nll"][best_epoch]
 error_change = record["error"][-1] - record["error"][best_epoch]
 ece_growth = record["ece"][-1] - record["ece"][best_epoch]
-print(f"NLL minimum at epoch {best_epoch + 1}: NLL {record['nll'][best_epoch]:.2f} -> {record['nll'][-1]:.2f}, "
+print(f"NLL minimum after {best_epoch} epochs: NLL {record['nll'][best_epoch]:.2f} -> {record['nll'][-1]:.2f}, "
       f"error {record['error'][best_epoch]:.3f} -> {record['error'][-1]:.3f}, "
       f"ECE {record['ece'][best_epoch]:.3f} -> {record['ece'][-1]:.3f}")
 
 # %% [markdown]
 # **Claims.** From the NLL minimum to the last epoch, validation NLL rises by more than 0.3 nats
-# (measured 0.65–0.82 at quick, 1.2–1.4 at full, seeds 0–4), while validation error does not get worse
-# by more than 2 points (it changed by −0.04 to −0.006 at quick and −0.06 to −0.04 at full), and ECE grows
-# by more than 0.1 (measured 0.17–0.22 at quick, 0.24–0.26 at full).
+# (measured 0.65–0.82 at quick, 1.2–1.4 at full), while validation error does not get worse by more
+# than 2 points (it changed by −0.04 to −0.006 at quick and −0.06 to −0.04 at full), and ECE grows by
+# more than 0.1 (measured 0.17–0.22 at quick, 0.24–0.26 at full).
 
 # %%
 claim("Validation NLL rises by more than 0.3 nats after its minimum", nll_rise, ">", 0.3)
@@ -185,106 +198,178 @@ claim("...and validation ECE grows by more than 0.1", ece_growth, ">", 0.1)
 #
 # **Math.** $\hat p_i = \operatorname{softmax}(z_i / T)$. Because $z/T$ is a monotone rescaling of each
 # logit vector, $\arg\max_k z_{ik}/T = \arg\max_k z_{ik}$: **predictions, and therefore accuracy, cannot
-# change**. $T$ is chosen to minimise the NLL on a held-out *validation* split (never the test split),
-# a one-parameter fit that cannot over-fit much (Guo et al. 2017, a single-parameter form of Platt
-# scaling). Optimising $\log T$ rather than $T$ keeps $T$ positive without constraints.
+# change**. $T$ is chosen to minimise the NLL on a held-out *validation* split (never the test split), a
+# one-parameter fit that cannot over-fit much (Guo et al. 2017, a single-parameter form of Platt scaling).
+# Optimising $\log T$ rather than $T$ keeps $T$ positive without constraints.
 
 # %%
-display(Code(inspect.getsource(cal.fit_temperature), language="python"))
+show_source(scratch.fit_temperature)
 
 # %%
-temperature = cal.fit_temperature(val_logits, data.y_val)
 grid = np.logspace(-0.5, 1.2, 60)
-fig = cal.nll_temperature_plot(val_logits, data.y_val, test_logits, data.y_test, grid, temperature)
-print(f"fitted on validation: T = {temperature:.2f}")
+figures.nll_temperature_plot((run.val_logits, run.val_labels), (run.test_logits, run.test_labels), grid,
+                             run.temperature)
+print(f"fitted on validation: T = {run.temperature:.2f}")
 
 # %%
-scaled_logits = cal.apply_temperature(test_logits, temperature)
-scaled_probs = scaled_logits.softmax(-1)
-after = cal.calibration_report(scaled_logits, data.y_test, N_BINS)
-predictions_changed = int((scaled_logits.argmax(-1) != test_logits.argmax(-1)).sum())
-fig = cal.reliability_diagrams({"before (T = 1)": (test_probs, data.y_test),
-                                f"after (T = {temperature:.2f})": (scaled_probs, data.y_test)},
-                               "Temperature scaling on the untouched test set", N_BINS)
+scaled_logits = run.test_logits / run.temperature
+scaled_pair = scratch.top_label(scaled_logits.softmax(-1), run.test_labels)
+predictions_changed = int((scaled_logits.argmax(-1) != run.test_logits.argmax(-1)).sum())
+figures.reliability_diagrams({"before (T = 1)": raw_pair, f"after (T = {run.temperature:.2f})": scaled_pair},
+                             "Temperature scaling on the untouched test set", N_BINS);
 
 # %% [markdown]
-# **Claims.** The fitted temperature is above 1.5 (measured 3.1–3.4 at quick, 4.1–4.4 at full), test ECE
-# falls below half its value (the ratio after/before was 0.15–0.20 at quick and 0.11–0.16 at full),
+# **Claims.** The fitted temperature is above 1.5 (measured 3.1–3.4 at quick, 4.1–4.4 at full), test
+# ECE falls below half its value (the ratio after/before was 0.15–0.20 at quick and 0.12–0.16 at full),
 # test NLL falls, and not a single test prediction changes (argmax is invariant, so we count changed
 # predictions rather than compare accuracies approximately).
 
 # %%
-claim("The fitted temperature is above 1.5 (the model was over-confident)", temperature, ">", 1.5)
+claim("The fitted temperature is above 1.5 (the model was over-confident)", run.temperature, ">", 1.5)
 claim("Temperature scaling cuts test ECE below half its value", after["ece"] / before["ece"], "<", 0.5)
 claim("Temperature scaling lowers test NLL", after["nll"] - before["nll"], "<", 0.0)
 claim("Temperature scaling changes no test prediction", predictions_changed, "==", 0)
 
 # %% [markdown]
 # Our numbers beside those of Guo et al. (2017, Table 1, ECE with 15 bins). Theirs come from a
-# 110-layer ResNet on CIFAR-100; ours from a small MLP, but the pattern is the same: a large gap before,
+# 110-layer ResNet on CIFAR-100, ours from a small MLP, but the pattern is the same: a large gap before,
 # a small one after, with one scalar fitted on validation data.
 
 # %%
-rows = [("Guo et al. 2017: ResNet-110, CIFAR-100", 16.53, 1.26),
-        (f"this run: MLP width {WIDTH}, MNIST-1D", 100 * before["ece"], 100 * after["ece"])]
-table = "| model | ECE before (%) | ECE after temperature scaling (%) |\n|---|---|---|\n"
-table += "\n".join(f"| {name} | {b:.2f} | {a:.2f} |" for name, b, a in rows)
-display(Markdown(table + f"\n\nTest accuracy {before['accuracy']:.3f} before and {after['accuracy']:.3f} after; "
-                 f"NLL {before['nll']:.2f} → {after['nll']:.2f}; Brier {before['brier']:.3f} → {after['brier']:.3f}."))
+tables.show([{"model": "Guo et al. 2017: ResNet-110, CIFAR-100", "ECE before (%)": 16.53, "ECE after (%)": 1.26},
+             {"model": f"this run: MLP width {WIDTH}, MNIST-1D", "ECE before (%)": 100 * before["ece"],
+              "ECE after (%)": 100 * after["ece"]}])
+print(f"accuracy {before['accuracy']:.3f} before and {after['accuracy']:.3f} after; NLL {before['nll']:.2f} -> "
+      f"{after['nll']:.2f}; Brier {before['brier']:.3f} -> {after['brier']:.3f}")
 
 # %% [markdown]
 # **Explorer.** Slide the temperature from 0.25 to 8 and watch the reliability diagram: below the
 # fitted value the bars stay under the diagonal (over-confident), far above it they rise over it
-# (under-confident). Accuracy never moves. It answers live (well under a second per update).
+# (under-confident). Accuracy never moves. It updates when you release the slider, in well under a second.
 
 # %%
-explore(partial(cal.explore_temperature, test_logits, data.y_test),
+explore(partial(figures.explore_temperature, run.test_logits, run.test_labels),
         temperature=Slider(0.25, 8.0, 0.02, 1.0, log=True), n_bins=Slider(5, 30, 1, N_BINS))
 
 # %% [markdown]
-# **Practical consequence.** Temperature scaling is the first thing to try: one parameter, fitted in
-# milliseconds on the validation split, no retraining, and the accuracy you already validated is
-# provably untouched. Keep the validation split for it, refit after every retraining, and remember it
-# corrects *average* over- or under-confidence only; it cannot fix a model that is over-confident on
-# some inputs and under-confident on others.
+# ### What one temperature cannot fix
 #
-# ## 4. What changes calibration
+# Look again at the right-hand diagram above: after scaling, the high-confidence bins sit *above* the
+# diagonal. One $T$ matches the *average* confidence to the accuracy, and to soften the crowd of
+# over-confident middle predictions it also softens the few predictions that deserved their confidence.
+# So "after scaling, 0.8 means 80%" is not quite what happens: the cases at or above 0.8 are right more
+# often than stated.
 #
-# Guo et al. (2017) found that depth, width, weaker weight decay and batch normalisation all made
-# networks less calibrated. We already saw training length. Now we retrain the same recipe with
-# narrower layers, with an L2 penalty, and with label smoothing (Szegedy et al. 2016), which trains
-# against targets $(1 - \varepsilon)\,\text{one-hot} + \varepsilon/K$ so the network is never asked for
-# confidence 1. Each model gets its own temperature fitted on validation; the over-confident model
-# from section 2 is reused, not retrained.
+# A more flexible map fixes the shape. **Histogram binning** (Zadrozny and Elkan 2001) cuts the
+# validation confidences into bins and replaces every confidence by its bin's observed validation
+# accuracy: a lookup table instead of one number. Applied to the top label only (Gupta and Ramdas 2021)
+# it keeps every prediction and changes only the stated confidence. Applied to every class separately
+# and renormalised (the multi-class version Guo et al. compared with) it can change the predicted
+# class. We fit both on the same validation split as the temperature and score all on the test set.
 
 # %%
-settings = {f"width {w}": dict(width=w, epochs=EPOCHS) for w in SWEEP_WIDTHS}
-settings[f"width {WIDTH} + L2 {WEIGHT_DECAY:g}"] = dict(width=WIDTH, epochs=EPOCHS, weight_decay=WEIGHT_DECAY)
-settings[f"width {WIDTH} + smoothing {LABEL_SMOOTHING:g}"] = dict(width=WIDTH, epochs=EPOCHS,
-                                                                   label_smoothing=LABEL_SMOOTHING)
-sweep = cal.calibration_sweep(data, settings, seed=cfg.seed, n_bins=N_BINS)
-sweep[f"width {WIDTH} (section 2)"] = {**before, "temperature": temperature,
-                                      "ece_scaled": after["ece"], "nll_scaled": after["nll"]}
-for name, r in sweep.items():
-    print(f"{name:28s} accuracy {r['accuracy']:.3f}  ECE {r['ece']:.3f}  T {r['temperature']:.2f}")
+show_source(scratch.HistogramBinning, scratch.fit_histogram_binning)
 
 # %%
-fig = cal.sweep_bars(sweep, "What changes calibration (MNIST-1D, test set)")
+recalibration = lab.recalibration_table(run, BINNING_BINS, THRESHOLD, N_BINS)
+tables.show(recalibration)
+by_method = {row["method"]: row for row in recalibration}
+binned_pair = (scratch.fit_histogram_binning(*scratch.top_label(run.val_logits.softmax(-1), run.val_labels),
+                                             BINNING_BINS)(raw_pair[0]), raw_pair[1])
+figures.reliability_diagrams({f"temperature scaling (T = {run.temperature:.2f})": scaled_pair,
+                              "top-label histogram binning": binned_pair}, "Two recalibrations, same test set", N_BINS);
 
 # %% [markdown]
-# **Claims.** The width-32 network is far better calibrated than the wide one (ECE lower by 0.21–0.26 at
-# quick and 0.20–0.22 at full; we require 0.1); an L2 penalty of 0.01 more than halves the wide model's ECE
-# (ratio 0.17–0.26 at quick, 0.25–0.34 at full); label smoothing 0.1 cuts it to below 0.6 of its value
-# (ratio 0.32–0.44 at quick, 0.10–0.14 at full).
+# **Claims.** After temperature scaling, the test cases with confidence at least 0.8 are right more often
+# than their mean confidence says, by more than 3 points (measured 0.09–0.11 at quick and 0.08–0.12 at
+# full, seeds 0–4). Top-label histogram binning shrinks that gap (by 0.05–0.09 at quick, 0.06–0.10 at
+# full). It pays in log loss of the top label, because a lookup table gives every case in a bin the same
+# confidence and so throws away the ranking inside the bin (+0.015 to +0.027 nats at quick, +0.025 to
+# +0.040 at full). Its ECE is *not* reliably lower than temperature scaling's with 800 validation examples
+# (lower on some seeds, higher on others), so we do not claim that. One-vs-rest binning, the last row,
+# changes predictions (the count is in the table) and with them the accuracy: the reason to prefer the
+# top-label form when predictions must not move.
 
 # %%
-wide = sweep[f"width {WIDTH} (section 2)"]["ece"]
-claim("A narrow (width-32) MLP is better calibrated: ECE gap to the wide one above 0.1",
-      wide - sweep["width 32"]["ece"], ">", 0.1)
-claim("An L2 penalty more than halves the wide model's ECE",
-      sweep[f"width {WIDTH} + L2 {WEIGHT_DECAY:g}"]["ece"] / wide, "<", 0.5)
-claim("Label smoothing cuts the over-confident model's ECE below 0.6 of its value",
-      sweep[f"width {WIDTH} + smoothing {LABEL_SMOOTHING:g}"]["ece"] / wide, "<", 0.6)
+scaled_top, binned_top = by_method["temperature scaling"], by_method["top-label histogram binning"]
+top_gap = {name: row["their accuracy"] - row["their mean confidence"] for name, row in by_method.items()}
+claim(f"After temperature scaling, cases at or above {THRESHOLD} are right more often than stated (by > 0.03)",
+      top_gap["temperature scaling"], ">", 0.03)
+claim("Top-label histogram binning shrinks that gap", abs(top_gap["top-label histogram binning"])
+      - abs(top_gap["temperature scaling"]), "<", 0.0)
+claim("...but costs top-label log loss against temperature scaling",
+      binned_top["top-label log loss (nats)"] - scaled_top["top-label log loss (nats)"], ">", 0.0)
+
+# %% [markdown]
+# **Practical consequence.** Start with temperature scaling: one number, no change to any prediction,
+# hard to over-fit. If a decision depends on one region of confidence (a cut-off at 0.8), check the
+# reliability diagram *there*. A binned map (or isotonic regression, its monotone cousin) fixes the shape,
+# but it needs more validation data, loses resolution inside each bin, and in its one-vs-rest form changes
+# predictions (see the table's second column).
+#
+# ## 4. Training choices, and the control every one of them must beat
+#
+# Guo et al. (2017) found that capacity, weaker weight decay and batch normalisation all made networks
+# less calibrated; depth and batch normalisation are not tested here (each would cost another training
+# run). We retrain the same recipe with narrower layers, with an L2 penalty, with label smoothing
+# (Szegedy et al. 2016), which trains against targets $(1 - \varepsilon)\,\text{one-hot} + \varepsilon/K$,
+# and with **focal loss** (Lin et al. 2017), which Mukhoti et al. (2020) proposed as a loss designed for
+# calibration: $-(1 - p_y)^\gamma \log p_y$ down-weights the examples the network already gets right with
+# confidence, so it stops pushing their logits ever larger.
+#
+# The **control** is the cheapest alternative: the plain model of section 2 followed by temperature
+# scaling. A training-time fix is worth its retraining only if it beats that control, on NLL (which also
+# rewards sharpness) as well as on ECE.
+
+# %%
+show_source(scratch.focal_loss)
+
+# %%
+settings = {f"width {NARROW}": dict(width=NARROW, epochs=EPOCHS),
+            f"L2 {WEIGHT_DECAY:g}": dict(width=WIDTH, epochs=EPOCHS, weight_decay=WEIGHT_DECAY),
+            f"label smoothing {LABEL_SMOOTHING:g}": dict(width=WIDTH, epochs=EPOCHS, label_smoothing=LABEL_SMOOTHING),
+            f"focal loss γ = {FOCAL_GAMMA:g}": dict(width=WIDTH, epochs=EPOCHS, focal_gamma=FOCAL_GAMMA)}
+sweep = {"cross-entropy (section 2)": run, **lab.calibration_sweep(data, settings, seed=cfg.seed, n_bins=N_BINS)}
+tables.show([{"model": name, "accuracy": r.before["accuracy"], "ECE": r.before["ece"], "NLL": r.before["nll"],
+              "T": r.temperature, "ECE after T": r.after["ece"], "NLL after T": r.after["nll"]}
+             for name, r in sweep.items()])
+
+# %%
+figures.sweep_bars(sweep, "What changes calibration (MNIST-1D, test set)");
+
+# %% [markdown]
+# **Claims.**
+# - Focal loss lowers the wide model's ECE (ratio 0.51–0.59 at quick, 0.53–0.59 at full), but the control
+#   beats it: temperature scaling of the cross-entropy model reaches a lower ECE (by 0.10–0.13 at quick,
+#   0.13–0.16 at full) and a lower NLL, even after focal loss gets its own temperature (by 0.05–0.07 nats at
+#   quick, 0.03–0.06 at full). Mukhoti et al. report focal loss plus temperature scaling ahead on large
+#   image networks; at this scale that does not reproduce, and the plain model with a temperature wins.
+# - Label smoothing lowers ECE too, but its NLL stays above the control's (by 0.21–0.32 nats at quick,
+#   0.16–0.21 at full).
+# - The L2 penalty beats the control: higher accuracy (+0.04 to +0.07 at quick, +0.03 to +0.08 at full) and
+#   a lower NLL than the temperature-scaled cross-entropy model (by 0.10–0.19 nats at quick, 0.07–0.16 at
+#   full). It is a better model, not only a better-calibrated one.
+# - The width-32 network's ECE is lower by more than 0.1 (by 0.21–0.26 at quick, 0.20–0.22 at full), but it
+#   is also less accurate (by 0.05–0.08 at both scales): capacity and accuracy change together, so this run
+#   cannot say whether width itself, or the extra fitting that width allows, drives the over-confidence.
+
+# %%
+plain, focal = sweep["cross-entropy (section 2)"], sweep[f"focal loss γ = {FOCAL_GAMMA:g}"]
+smoothed, l2 = sweep[f"label smoothing {LABEL_SMOOTHING:g}"], sweep[f"L2 {WEIGHT_DECAY:g}"]
+narrow = sweep[f"width {NARROW}"]
+claim("Focal loss lowers the wide model's test ECE (ratio below 0.75)",
+      focal.before["ece"] / plain.before["ece"], "<", 0.75)
+claim("...but temperature scaling of the cross-entropy model reaches a lower ECE",
+      focal.before["ece"] - plain.after["ece"], ">", 0.03)
+claim("...and a lower NLL than focal loss with its own temperature", focal.after["nll"] - plain.after["nll"], ">", 0.0)
+claim("Label smoothing's NLL stays above the temperature-scaled cross-entropy model's",
+      smoothed.before["nll"] - plain.after["nll"], ">", 0.05)
+claim("An L2 penalty beats the control: lower NLL than the temperature-scaled model",
+      l2.before["nll"] - plain.after["nll"], "<", 0.0)
+claim("...and higher accuracy", l2.before["accuracy"] - plain.before["accuracy"], ">", 0.0)
+claim(f"A width-{NARROW} MLP has an ECE lower by more than 0.1", plain.before["ece"] - narrow.before["ece"], ">", 0.1)
+claim("...and a lower accuracy (capacity and accuracy move together)",
+      plain.before["accuracy"] - narrow.before["accuracy"], ">", 0.02)
 
 # %% [markdown]
 # ### Label smoothing can overshoot: an easy task becomes under-confident
@@ -292,61 +377,193 @@ claim("Label smoothing cuts the over-confident model's ECE below 0.6 of its valu
 # Label smoothing does not know how confident the model *should* be; it caps confidence for every
 # example. On an easy task (scikit-learn's 8x8 digits, 95–98% test accuracy) a plain MLP is already
 # nearly calibrated, and smoothing pulls correct predictions down from near 1 towards about 0.9: the
-# bars now sit *above* the diagonal, and the fitted temperature falls below 1 (it sharpens).
-# (Pixels are scaled to [0, 1] here; see the note in `cal.unit_digits`.)
+# bars now sit *above* the diagonal, and the fitted temperature falls below 1 (it sharpens). Pixels are
+# scaled to [0, 1] here, not standardised: a pixel that is blank in every training image would otherwise
+# blow up on the few validation images where it is not.
 
 # %%
-digits = cal.unit_digits(seed=cfg.seed)
-digit_models = {"plain": cal.train_classifier(digits, seed=cfg.seed, **DIGITS)[0],
-                f"smoothing {LABEL_SMOOTHING:g}": cal.train_classifier(
-                    digits, seed=cfg.seed, label_smoothing=LABEL_SMOOTHING, **DIGITS)[0]}
-digit_probs = {name: (predict_logits(m, digits.x_test).softmax(-1), digits.y_test) for name, m in digit_models.items()}
-digit_reports = {name: cal.evaluate_calibration(m, digits, N_BINS) for name, m in digit_models.items()}
-fig = cal.reliability_diagrams(digit_probs, "Digits: plain vs label smoothing (test set)", N_BINS)
-for name, r in digit_reports.items():
-    print(f"{name:15s} accuracy {r['accuracy']:.3f}  confidence {r['confidence']:.3f}  ECE {r['ece']:.3f}  "
-          f"T {r['temperature']:.2f}  ECE after scaling {r['ece_scaled']:.3f}")
+digits = lab.unit_digits(seed=cfg.seed)
+digit_models = {"plain": lab.train_classifier(digits, seed=cfg.seed, **DIGITS)[0],
+                f"smoothing {LABEL_SMOOTHING:g}": lab.train_classifier(digits, seed=cfg.seed,
+                                                                      label_smoothing=LABEL_SMOOTHING, **DIGITS)[0]}
+digit_runs = {name: lab.calibrate(m, digits, N_BINS) for name, m in digit_models.items()}
+figures.reliability_diagrams({name: scratch.top_label(r.test_logits.softmax(-1), r.test_labels)
+                              for name, r in digit_runs.items()}, "Digits: plain vs label smoothing (test set)", N_BINS)
+tables.show([{"model": name, **lab.readable(r.before), "T": r.temperature, "ECE after T": r.after["ece"]}
+             for name, r in digit_runs.items()])
 
 # %% [markdown]
 # **Claims.** With smoothing the digits model's ECE is above 0.08 (measured 0.13–0.15 at quick and
-# 0.12–0.13 at full), without it below 0.06 (0.018–0.030 at quick, 0.008–0.037 at full), and the
-# temperature fitted to the smoothed model is below 0.8 (0.33–0.54 at quick, 0.37–0.53 at full).
+# 0.12–0.13 at full), without it below 0.06 (0.017–0.031 at quick, 0.008–0.037 at full), and the
+# temperature fitted to the smoothed model is below 0.8 (0.33–0.54 at quick, 0.37–0.54 at full).
 
 # %%
-smoothed, plain = digit_reports[f"smoothing {LABEL_SMOOTHING:g}"], digit_reports["plain"]
-claim("Label smoothing makes the easy-task model under-confident: ECE above 0.08", smoothed["ece"], ">", 0.08)
-claim("Without smoothing the easy-task model is nearly calibrated: ECE below 0.06", plain["ece"], "<", 0.06)
-claim("The temperature fitted to the smoothed model is below 0.8 (it sharpens)", smoothed["temperature"], "<", 0.8)
+digits_smoothed, digits_plain = digit_runs[f"smoothing {LABEL_SMOOTHING:g}"], digit_runs["plain"]
+claim("Label smoothing makes the easy-task model under-confident: ECE above 0.08",
+      digits_smoothed.before["ece"], ">", 0.08)
+claim("Without smoothing the easy-task model is nearly calibrated: ECE below 0.06",
+      digits_plain.before["ece"], "<", 0.06)
+claim("The temperature fitted to the smoothed model is below 0.8 (it sharpens)", digits_smoothed.temperature, "<", 0.8)
 
 # %% [markdown]
 # **Practical consequence.** Over-confidence grows with capacity and training length and shrinks with
-# regularisation; label smoothing helps an over-confident model but is not a calibration method, and it
-# can overshoot. Whatever you train with, measure calibration on held-out data and finish with a
-# temperature fitted on validation: it repairs both directions (T > 1 and T < 1).
+# regularisation; but judge a training-time fix against the cheapest alternative, a temperature fitted
+# on validation. Here only weight decay beat it, because it made a better model; label smoothing and
+# focal loss bought calibration that one number buys for free, and smoothing can overshoot.
 #
-# ## 5. Why calibration matters, and how far to trust an ECE number
+# ## 5. Calibration under shift, and by segment
 #
-# ### A decision with a threshold
+# A temperature is fitted on validation data and silently assumes production looks the same. Ovadia et
+# al. (2019) corrupted test inputs with growing intensity and found that calibration degrades with the
+# shift for every method they tried, temperature scaling included. We do the same with Gaussian noise
+# added to the MNIST-1D signals (in units of the standardised inputs), keep the temperature fitted on
+# clean validation data, and compare it with a temperature refitted on validation data shifted the same way.
+
+# %%
+shifted = lab.shifted_logits(model, data, NOISE_LEVELS, seed=cfg.seed)
+shift_rows = lab.shift_study(run, shifted, N_BINS)
+tables.show(shift_rows)
+figures.shift_plot(shift_rows);
+worst = shift_rows[-1]
+kept = (worst["ECE as trained"] - worst["ECE, T from clean validation"]) / (
+    worst["ECE as trained"] - worst["ECE, T refitted on shifted validation"])
+print(f"at noise {worst['noise']:g}: the clean temperature achieves {kept:.0%} of the ECE reduction "
+      "that a refitted one achieves")
+
+# %% [markdown]
+# **Claims.** At the strongest noise the ECE with the clean temperature is more than twice its
+# in-distribution value (measured 4.3–5.6x at quick, 4.9–6.7x at full): the temperature's gain only
+# partly survives the shift (the printed fraction is how much of a refit's ECE reduction it keeps). The
+# control: a temperature refitted on shifted validation data cuts that ECE by more than half (to 0.07–0.21
+# of it), so the problem is a stale temperature, not data that cannot be calibrated.
+
+# %%
+claim("Under the strongest input noise, ECE with the clean temperature is more than twice the clean-test value",
+      worst["ECE, T from clean validation"] / after["ece"], ">", 2.0)
+claim("A temperature refitted on shifted validation data cuts that ECE by more than half",
+      worst["ECE, T refitted on shifted validation"] / worst["ECE, T from clean validation"], "<", 0.5)
+
+# %% [markdown]
+# ### Recalibrating by segment
 #
-# A common deployment rule: act automatically when the confidence is at least $t$, otherwise abstain
-# and send the case to a person. Whoever picks $t = 0.8$ expects the automated cases to be right about
-# 80% of the time or more. With the over-confident model that promise is broken; after temperature
-# scaling it holds, at the price of acting on fewer cases.
+# Real traffic mixes segments (devices, markets, customer types) that a single model serves. Suppose
+# half of it comes from a noisy sensor: the same validation signals seen through both sensors, noisy at
+# the strongest level above. One temperature fitted on the pooled validation data looks fine on the pooled
+# test set, but it is an average of two different corrections: too soft for the clean segment, too sharp
+# for the noisy one. Recalibrating by segment means fitting one temperature (or one decision threshold)
+# per segment, on that segment's own validation data.
+
+# %%
+segments = lab.segment_study(run, shifted[NOISE_LEVELS[-1]], N_BINS)
+tables.show(segments["rows"])
+segment_rows = {(row["segment"], row["temperature"]): row for row in segments["rows"]}
+print(f"pooled test ECE with one temperature: {segments['pooled ECE']:.3f}")
+
+# %% [markdown]
+# **Claims.** With one temperature for both segments the clean segment is under-confident (confidence −
+# accuracy −0.15 to −0.13 at quick, −0.17 to −0.13 at full) and the noisy one over-confident (+0.09 to
+# +0.11 at quick, +0.09 to +0.13 at full), while the pooled ECE hides both (0.18–0.45 of the smaller
+# segment ECE). A temperature per segment cuts each segment's ECE by more than a third (to 0.28–0.51 of
+# its value).
+
+# %%
+claim("One pooled temperature leaves the clean segment under-confident (gap below -0.05)",
+      segment_rows[("clean", "one T for both")]["confidence - accuracy"], "<", -0.05)
+claim("...and the noisy segment over-confident (gap above 0.03)",
+      segment_rows[("noisy", "one T for both")]["confidence - accuracy"], ">", 0.03)
+claim("The pooled ECE is lower than either segment's ECE under the pooled temperature", segments["pooled ECE"]
+      / min(segment_rows[(s, "one T for both")]["ECE"] for s in ("clean", "noisy")), "<", 1.0)
+claim("A temperature per segment cuts each segment's ECE by more than a third", max(
+      segment_rows[(s, "T per segment")]["ECE"] / segment_rows[(s, "one T for both")]["ECE"]
+      for s in ("clean", "noisy")), "<", 0.67)
+
+# %% [markdown]
+# **Practical consequence.** Calibration is a property of a model *and a population*. Monitor it per
+# segment, refit the temperature (or the decision thresholds) per segment when segments differ, and refit
+# after a shift; a pooled ECE can look perfect while every segment is wrong in opposite directions.
+#
+# ## 6. What ECE does not see
+#
+# ### Sharpness
+#
+# ECE measures only the gap to the diagonal. A predictor that ignores its input and always outputs the
+# training class frequencies is almost perfectly calibrated (its one confidence, about 0.1, is right
+# about 10% of the time) and completely useless. What it lacks is *sharpness*, or *resolution*: its
+# forecasts never separate one case from another. The Brier score's decomposition (Murphy 1973) makes
+# both visible, for every event "the label is $k$" with forecast $p_k$, after grouping forecasts into bins:
+#
+# $$\text{Brier} = \underbrace{\sum_m w_m(\text{conf}_m - \text{freq}_m)^2}_{\text{reliability (lower is better)}}
+# \;-\; \underbrace{\sum_m w_m(\text{freq}_m - \bar o)^2}_{\text{resolution (higher is better)}}
+# \;+\; \underbrace{\bar o (1 - \bar o)}_{\text{uncertainty}},$$
+#
+# where bin $m$ holds a share $w_m = |B_m|/n$ of the forecasts and $\bar o$ is the base rate of the event.
+#
+# ### Top-label against class-wise
+#
+# Top-label ECE checks only the probability of the predicted class. A decision that uses the other
+# probabilities (the second choice in a ranking, an expected cost over all classes) needs them calibrated
+# too: *class-wise* ECE (Kull et al. 2019) bins every class's probability over all examples and compares
+# it with how often the label was that class. To see the difference we scramble the temperature-scaled
+# model's non-top probabilities among the other classes: the top class and its confidence are untouched
+# (so top-label ECE is identical), while the alternatives become noise.
+
+# %%
+show_source(scratch.brier_decomposition, scratch.classwise_calibration_error)
+
+# %%
+scaled_probs = scaled_logits.softmax(-1)
+predictors = {"base rates (ignores the input)": lab.base_rate_probs(data.y_train, len(run.test_labels), data.n_classes),
+              "as trained": run.test_logits.softmax(-1), "temperature-scaled": scaled_probs,
+              "temperature-scaled, alternatives scrambled": lab.scrambled_alternatives(scaled_probs, cfg.seed)}
+sharpness = {row["predictor"]: row for row in lab.sharpness_table(predictors, run.test_labels, N_BINS)}
+tables.show(list(sharpness.values()))
+
+# %% [markdown]
+# **Claims.** The base-rate predictor has a lower top-label ECE than the temperature-scaled model
+# (lower by 0.03–0.04 at both scales), yet no resolution at all, while the model's resolution is above
+# 0.2 (0.29–0.31) and its Brier score lower by more than 0.1 (by 0.25–0.27). Scrambling the alternatives
+# leaves the top-label ECE unchanged (by construction) and multiplies the class-wise ECE by 1.9–2.4.
+
+# %%
+base, scaled_row = sharpness["base rates (ignores the input)"], sharpness["temperature-scaled"]
+scrambled = sharpness["temperature-scaled, alternatives scrambled"]
+claim("A predictor that always outputs the base rates has a lower ECE than the temperature-scaled model",
+      base["ECE (top label)"] - scaled_row["ECE (top label)"], "<", 0.0)
+claim("...but no resolution, while the model's resolution is above 0.2", scaled_row["resolution"], ">", 0.2)
+claim("The Brier score ranks the model above the base rates by more than 0.1",
+      base["Brier"] - scaled_row["Brier"], ">", 0.1)
+claim("Scrambling the non-top probabilities raises the class-wise ECE by more than half",
+      scrambled["class-wise ECE"] / scaled_row["class-wise ECE"], ">", 1.5)
+
+# %% [markdown]
+# **Practical consequence.** Never report ECE alone: pair it with accuracy and a proper score (NLL or
+# Brier), which reward resolution. State which calibration you measured (top-label or class-wise), and
+# choose the one your decision uses.
+#
+# ## 7. Why calibration matters: a decision with a threshold
+#
+# A common deployment rule: act automatically when the confidence is at least $t$, otherwise abstain and
+# send the case to a person. Whoever picks $t = 0.8$ expects the automated cases to be right at least 80%
+# of the time; a *calibrated* model promises more precisely that their accuracy equals their mean
+# confidence. So the left panel plots, for each threshold, the accuracy of the accepted cases against
+# their mean confidence: a calibrated model follows the diagonal.
 
 # %%
 thresholds = np.round(np.arange(0.3, 0.96, 0.05), 2)
-curves = {"before scaling": cal.coverage_accuracy(test_probs, data.y_test, thresholds),
-          "after scaling": cal.coverage_accuracy(scaled_probs, data.y_test, thresholds)}
-fig = cal.coverage_plot(curves, "Act only when confidence >= t (MNIST-1D test set)", mark=THRESHOLD)
-at_t = {name: cal.coverage_accuracy(p, data.y_test, [THRESHOLD]) for name, p in
-        (("before", test_probs), ("after", scaled_probs))}
+curves = {"before scaling": lab.coverage_accuracy(run.test_logits.softmax(-1), run.test_labels, thresholds),
+          "after scaling": lab.coverage_accuracy(scaled_probs, run.test_labels, thresholds)}
+figures.coverage_plot(curves, "Act only when confidence >= t (MNIST-1D test set)", mark=THRESHOLD)
+at_t = {name: lab.coverage_accuracy(p, run.test_labels, [THRESHOLD]) for name, p in
+        (("before", run.test_logits.softmax(-1)), ("after", scaled_probs))}
 for name, c in at_t.items():
-    print(f"t = {THRESHOLD}: {name} scaling acts on {c['coverage'][0]:.1%} of cases, right on {c['accuracy'][0]:.1%}")
+    print(f"t = {THRESHOLD}: {name} scaling acts on {c['coverage'][0]:.1%} of cases; their mean confidence "
+          f"{c['confidence'][0]:.2f}, their accuracy {c['accuracy'][0]:.2f}")
 
 # %% [markdown]
 # **Claims.** Before scaling, the cases acted on at $t = 0.8$ are right less than 75% of the time
 # (measured 0.60–0.66 at quick and 0.56–0.60 at full, seeds 0–4); after scaling they are right at least
-# 80% of the time, as the threshold promises (0.97–1.0 at both scales).
+# 80% of the time, as the threshold promises (0.97–1.0 at both scales): more, in fact, than their mean
+# confidence says, which is the top-bin under-confidence of section 3.
 
 # %%
 claim(f"Before scaling, the threshold {THRESHOLD} over-promises: accuracy when acting below 0.75",
@@ -355,29 +572,28 @@ claim(f"After scaling, accuracy when acting at threshold {THRESHOLD} is at least
       at_t["after"]["accuracy"][0], ">=", THRESHOLD)
 
 # %% [markdown]
-# In the right panel the two curves nearly coincide: temperature rarely swaps which of two cases is
-# more confident, so the *ranking* (and any trade-off chosen by coverage) barely changes. What changes
-# is the *meaning* of the threshold: after scaling, "0.8" means 80%, and the same number now buys far
-# less coverage.
-# That is exactly what ranking, risk scoring, medical triage and safety cut-offs rely on.
+# In the right panel the two curves nearly coincide: temperature rarely swaps which of two cases is more
+# confident, so the *ranking*, and any trade-off chosen by coverage, barely changes. What changes is the
+# *meaning* of the threshold, and how much coverage a given number buys. That is what ranking, risk
+# scoring, medical triage and safety cut-offs rely on.
 #
-# ### The ECE estimate has its own noise
+# ## 8. How far to trust an ECE number
 #
 # ECE is itself measured on a finite sample, and it is biased upwards: even a *perfectly* calibrated
-# model shows a positive ECE, because each bin's accuracy is a noisy estimate and the absolute value
-# turns noise into gap. We build such a model by construction (labels drawn from its own
-# probabilities) and measure its ECE at several test-set sizes.
+# model shows a positive ECE, because each bin's accuracy is a noisy estimate and the absolute value turns
+# noise of either sign into gap. We build such a model (labels drawn from its own probabilities) and
+# measure its ECE at several sample sizes.
 
 # %%
-floor = cal.ece_noise_floor(NOISE_SIZES, N_BINS, repeats=NOISE_REPEATS, seed=cfg.seed)
-fig = cal.noise_floor_plot(floor)
-for n, m, s in zip(floor["n"], floor["mean"], floor["std"]):
-    print(f"n = {n:>6}: ECE {m:.4f} ± {s:.4f} (true value 0)")
+floor = lab.ece_noise_floor(NOISE_SIZES, N_BINS, repeats=NOISE_REPEATS, seed=cfg.seed)
+figures.noise_floor_plot(floor)
+tables.show([{"examples": n, "mean ECE": m, "sd": s, "true ECE": 0} for n, m, s in
+             zip(floor["n"], floor["mean"], floor["std"])])
 
 # %% [markdown]
-# **Claims.** With 100 test examples a perfectly calibrated model still measures an ECE above 0.05
-# (0.10–0.12 across seeds 0–4 and both scales), and the estimate shrinks by more than 5x from 100 to
-# 10,000 examples (ratio 8–11), roughly as $1/\sqrt{n}$.
+# **Claims.** With 100 examples a perfectly calibrated model still measures an ECE above 0.05 (0.11–0.12
+# across seeds 0–4 and both scales), and the estimate shrinks by more than 5x from 100 to 10,000 examples
+# (ratio 8–11), roughly as $1/\sqrt{n}$.
 
 # %%
 claim("A perfectly calibrated model measured on 100 examples shows ECE above 0.05", floor["mean"][0], ">", 0.05)
@@ -385,64 +601,104 @@ shrink = floor["mean"][0] / floor["mean"][list(floor["n"]).index(10_000)]
 claim("The ECE noise floor shrinks more than 5x from 100 to 10,000 examples", shrink, ">", 5)
 
 # %% [markdown]
-# A bootstrap interval makes the noise visible for a real model. We keep only 200 test examples (a
-# realistic size for a rare class or a new market), resample them with replacement and recompute ECE.
-
-# %%
-small = torch.randperm(len(data.y_test), generator=torch.Generator().manual_seed(cfg.seed))[:SMALL_TEST].to(data.y_test.device)
-intervals = {name: cal.bootstrap_ece(p[small], data.y_test[small], N_BOOT, N_BINS, seed=cfg.seed)
-             for name, p in (("before scaling", test_probs), ("after scaling", scaled_probs))}
-for name, b in intervals.items():
-    print(f"{name}: ECE {b['ece']:.3f}, 90% bootstrap interval [{b['low']:.3f}, {b['high']:.3f}]")
-print(f"digits, already calibrated: ECE {plain['ece']:.3f} before and {plain['ece_scaled']:.3f} after scaling")
-
-# %% [markdown]
-# Two lessons. The interval is wide, so on 200 examples ECE differences of a few hundredths are not
-# evidence. And for the scaled model the interval may even sit *above* the estimate: resampling with
-# replacement adds the same upward bias we just measured, so read the bootstrap for the *spread*,
-# not as a correction of the value.
+# ### A bootstrap interval, and why it sits above the estimate
 #
-# **Claim.** On 200 examples, the 90% bootstrap interval of the scaled model's ECE is wider than 0.04
-# (measured 0.068–0.083 across seeds 0–4 and both scales).
-# This is also why ECE can *rise* after scaling a model that was already calibrated (look at the digits
-# line above on some seeds): the fitted $T$ is close to 1, the true change is tiny, and what you read
-# is noise from a small validation set and a small test set.
+# Now a real model on only 200 test examples (a realistic size for a rare class or a new market). The
+# bootstrap resamples them with replacement and recomputes ECE. For the temperature-scaled model the
+# whole 90% interval can lie *above* the estimate. That is the bias again: every resample adds fresh
+# noise, and the absolute value turns it into more ECE. The bootstrap therefore measures the bias, and the
+# *bias-corrected* estimate subtracts it: $2\,\widehat{\text{ECE}} - \text{mean of the resampled ECEs}$
+# (Efron and Tibshirani 1993; Kumar et al. 2019 debias the squared calibration error in the same spirit).
 
 # %%
-width_after = intervals["after scaling"]["high"] - intervals["after scaling"]["low"]
-claim("On 200 test examples the 90% bootstrap interval of ECE is wider than 0.04", width_after, ">", 0.04)
+small = torch.randperm(len(run.test_labels), generator=torch.Generator().manual_seed(cfg.seed))[:SMALL_TEST]
+intervals = {name: lab.bootstrap_ece(pair[0][small], pair[1][small], N_BOOT, N_BINS, seed=cfg.seed)
+             for name, pair in (("before scaling", raw_pair), ("after scaling", scaled_pair))}
+tables.show([{"model": name, **b} for name, b in intervals.items()])
 
 # %% [markdown]
-# **Explorer.** The number of bins and their placement change the ECE estimate too. Equal-width bins
-# leave the high-confidence bins crowded and the rest nearly empty; equal-mass bins give every bin the
-# same number of predictions. Compare both on the over-confident model (the right panel shows the whole
-# curve for 5–30 bins).
+# Does the correction help? On the real model we do not know the true ECE, so we test it where we do: a
+# synthetic over-confident predictor whose ECE we measure on 300,000 examples, then estimate from 200
+# examples many times over.
 
 # %%
-explore(partial(cal.explore_bins, test_probs, data.y_test),
-        n_bins=Slider(5, 30, 1, N_BINS), scheme=Choice(list(cal.SCHEMES)))
+debias = lab.debiasing_study(SMALL_TEST, DEBIAS_REPEATS, n_boot=200, n_bins=N_BINS, seed=cfg.seed)
+tables.show([debias])
 
 # %% [markdown]
-# **Practical consequence.** Report ECE with its binning and its sample size, add an interval when the
-# test set is small, and pair it with a proper scoring rule (NLL or Brier), which needs no bins.
+# **Claims.** On 200 examples of the scaled model the bootstrap replicates average above the estimate
+# (by 0.016–0.045 across seeds 0–4 and both scales: the bias is visible), and the 90% interval is wider
+# than 0.04 (0.068–0.081). On the synthetic predictor the plain estimate overstates the truth by
+# 0.038–0.041 on average, and the bias-corrected estimate's mean absolute error is smaller by
+# 0.014–0.017. The 90% percentile interval contains the truth in fewer than half the repeats (see the
+# coverage in the table): read a bootstrap interval of ECE as a measure of spread, not as a confidence
+# interval for the true value.
+
+# %%
+scaled_interval = intervals["after scaling"]
+claim("On 200 examples the bootstrap replicates of the scaled model's ECE average above the estimate",
+      scaled_interval["replicate mean"] - scaled_interval["ECE"], ">", 0.0)
+claim("On 200 test examples the 90% bootstrap interval of ECE is wider than 0.04",
+      scaled_interval["interval high"] - scaled_interval["interval low"], ">", 0.04)
+claim("With known truth, the plain ECE estimate on 200 examples overstates it on average",
+      debias["mean error, plain"], ">", 0.01)
+claim("...and the bias-corrected estimate is closer to the truth", debias["mean absolute error, bias-corrected"]
+      - debias["mean absolute error, plain"], "<", 0.0)
+claim("The 90% percentile interval contains the true ECE in fewer than half the repeats",
+      debias["interval coverage"], "<", 0.5)
+
+# %% [markdown]
+# **Explorer.** The number of bins and their placement change the estimate too. This explorer runs on the
+# temperature-scaled model, where bins matter: over-confident in some bins and under-confident in others,
+# its ECE sits above the lower bound $|\text{mean confidence} - \text{accuracy}|$ (dashed) and moves with
+# the binning. (On the over-confident model every bin errs the same way, so its ECE equals that bound
+# whatever the bins.) Equal-width bins leave the extreme bins nearly empty; equal-mass bins give every bin
+# the same number of predictions.
+
+# %%
+models_by_name = {"over-confident": raw_pair, "temperature-scaled": scaled_pair}
+over_binnings = {name: [scratch.calibration_error(*pair, m, scheme) for m in figures.EXPLORER_BINS
+                        for scheme in scratch.SCHEMES] for name, pair in models_by_name.items()}
+lower_bound = {name: abs(float(pair[0].mean() - pair[1].mean())) for name, pair in models_by_name.items()}
+tables.show([{"model": name, "lower bound: gap between mean confidence and accuracy": lower_bound[name],
+              "lowest ECE": min(values),
+              "highest ECE": max(values)} for name, values in over_binnings.items()])
+
+# %% [markdown]
+# **Claims.** Over 5–30 bins of both kinds, the over-confident model's ECE never leaves its lower bound by
+# more than 0.01 (at most 0.004 across seeds and scales), while the temperature-scaled model's ECE spans
+# more than 0.02 (0.033–0.056): on a model that errs in both directions, the binning is part of the number.
+
+# %%
+claim("The over-confident model's ECE equals |mean confidence - accuracy| for every binning (within 0.01)",
+      max(over_binnings["over-confident"]) - lower_bound["over-confident"], "<", 0.01)
+claim("The temperature-scaled model's ECE moves by more than 0.02 across binnings",
+      max(over_binnings["temperature-scaled"]) - min(over_binnings["temperature-scaled"]), ">", 0.02)
+
+# %%
+explore(partial(figures.explore_bins, *scaled_pair),
+        n_bins=Slider(5, 30, 1, N_BINS), scheme=Choice(list(scratch.SCHEMES)))
+
+# %% [markdown]
+# **Practical consequence.** Report ECE with its binning and its sample size, add an interval or a
+# bias-corrected value when the test set is small, and pair it with a proper scoring rule (NLL or Brier),
+# which needs no bins.
 #
 # ## Your turn
 #
-# **1. ECE by hand.** Ten predictions of a 4-class model, each with its top-class confidence and
-# whether it was right. Use 5 equal-width bins $(0, 0.2], (0.2, 0.4], \dots, (0.8, 1]$ (an edge value
-# belongs to the bin that ends there). Compute ECE on paper and type your number.
+# **1. ECE by hand.** Ten predictions, each with its top-class confidence and whether it was right. Use
+# 5 equal-width bins $(0, 0.2], (0.2, 0.4], \dots, (0.8, 1]$ (an edge value belongs to the bin that ends
+# there). Compute ECE on paper and type your number.
 
 # %%
-display(Markdown("| example | " + " | ".join(str(i + 1) for i in range(10)) + " |\n|---|" + "---|" * 10 +
-                 "\n| confidence | " + " | ".join(f"{c:g}" for c in cal.HAND_CASE_CONFIDENCE) +
-                 " |\n| correct | " + " | ".join("yes" if ok else "no" for ok in cal.HAND_CASE_CORRECT) + " |"))
+tables.show([{"example": i + 1, "confidence": c, "correct": "yes" if ok else "no"}
+             for i, (c, ok) in enumerate(zip(lab.HAND_CASE_CONFIDENCE, lab.HAND_CASE_CORRECT))])
 
 # %%
 my_ece = None  # replace with your hand-computed ECE, e.g. 0.123
 
 # %%
-cal.check_hand_ece(my_ece);
-
+lab.check_hand_ece(my_ece);
 
 # %% [markdown]
 # <details><summary>Solution</summary>
@@ -452,69 +708,67 @@ cal.check_hand_ece(my_ece);
 # $(0.4, 0.6]$ holds 0.6, 0.55 (1 of 2): gap $|0.5 - 0.575| = 0.075$.
 # $(0.2, 0.4]$ holds 0.4, 0.3 (1 of 2): gap $|0.5 - 0.35| = 0.15$.
 # ECE $= 0.3 \cdot 0.233 + 0.3 \cdot 0.057 + 0.2 \cdot 0.075 + 0.2 \cdot 0.15 = 0.132$.
-# Check: `cal.expected_calibration_error(*cal.hand_case(), n_bins=5)`.
+# Check: `scratch.calibration_error(*lab.hand_case(), n_bins=5)`.
 # </details>
 #
-# **2. Temperature by search.** Write `search_temperature(logits, labels)` that finds $T$ by a
-# one-dimensional search (a grid on a log scale, or golden-section search) minimising the NLL of
-# `logits / T`. The checker compares it with `fit_temperature` on this notebook's validation logits.
+# **2. Fit on the test set, and see what the report would say.** Write `ece_when_fitted_on_test` that
+# fits top-label histogram binning (10 bins) on the *test* forecasts of the over-confident model, applies
+# it to the same forecasts and returns their ECE. The checker compares it with the honest number: binning
+# fitted on validation, scored on test. Then try the same with a temperature
+# (`scratch.fit_temperature(run.test_logits, run.test_labels)`): how much does one parameter flatter itself?
 
 # %%
-def search_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Return the temperature that minimises the NLL of softmax(logits / T)."""
+def ece_when_fitted_on_test(confidence: torch.Tensor, correct: torch.Tensor) -> float:
+    """Fit histogram binning on (confidence, correct), apply it to the same forecasts, return their ECE."""
     raise NotImplementedError
 
 
 # %%
-cal.check_temperature_search(search_temperature, val_logits, data.y_val);
+lab.check_fitted_on_test(ece_when_fitted_on_test, *raw_pair, by_method["top-label histogram binning"]["ECE"]);
 
 # %% [markdown]
 # <details><summary>Solution</summary>
 #
 # ```python
-# def search_temperature(logits, labels):
-#     grid = torch.logspace(-1, 1, 400, dtype=torch.float64)
-#     nll = [torch.nn.functional.cross_entropy(logits.double() / t, labels).item() for t in grid]
-#     return grid[int(np.argmin(nll))].item()
+# def ece_when_fitted_on_test(confidence, correct):
+#     binning = scratch.fit_histogram_binning(confidence, correct, 10)
+#     return scratch.calibration_error(binning(confidence), correct)
 # ```
-# NLL is smooth and has a single minimum in $T$ here, so a fine log-spaced grid lands within a
-# fraction of a percent of L-BFGS.
+# Scored on the forecasts it was fitted to, the lookup table reproduces each bin's observed accuracy, so
+# the ECE comes out near zero: a number you will never see in production. One temperature has one degree
+# of freedom and flatters itself far less (on 1,000 test examples its ECE barely moves, and can even rise,
+# because T minimises NLL, not ECE), but the rule is the same for both: fit on validation, report on test.
 # </details>
 #
 # ## Interview answer
 #
-# *"The model is accurate but poorly calibrated. What do you do?"* The answer below is filled in with
-# this run's numbers.
+# *"The model is accurate but poorly calibrated. What do you do?"* Filled in with this run's numbers.
 
 # %%
 display(Markdown(f"""
-Accuracy says how often the top class is right; calibration says whether a stated probability
-matches the observed frequency. I would first **measure** it on held-out data: a reliability diagram
-and ECE (15 equal-width bins), plus NLL or Brier, which need no bins. In this notebook a wide MLP
-reached test accuracy {before['accuracy']:.1%} with mean confidence {before['confidence']:.1%}: ECE
-{before['ece']:.3f}, NLL {before['nll']:.2f}. Validation NLL had started rising {EPOCHS - best_epoch - 1}
-epochs before the end while the error did not get worse: over-fitting shows in probabilities first.
+**Measure.** Calibration asks whether a stated probability matches the observed frequency. On held-out
+data I draw a reliability diagram and report ECE beside a proper score. Here: accuracy
+{before['accuracy']:.0%} at mean confidence {before['confidence']:.0%}, ECE {before['ece']:.3f}, NLL
+{before['nll']:.2f}; validation NLL rose for {EPOCHS - best_epoch} epochs while the error did not get
+worse, so over-fitting shows in the probabilities first.
+
+**Fix.** First a temperature fitted on validation NLL: T = {run.temperature:.2f} cut test ECE to
+{after['ece']:.3f} and changed {predictions_changed} predictions, because dividing logits by T keeps
+the argmax. A training-time fix must beat that control: L2 did (test NLL {l2.before['nll']:.2f} against
+{plain.after['nll']:.2f}, with higher accuracy); focal loss and label smoothing did not.
 """))
 
 # %%
 display(Markdown(f"""
-The first **fix** is temperature scaling: one scalar fitted on the validation split by minimising NLL.
-Here T = {temperature:.2f}; test ECE fell to {after['ece']:.3f} and NLL to {after['nll']:.2f}, and
-{predictions_changed} of {len(data.y_test)} predictions changed, because dividing logits by T cannot
-change the argmax. Training choices matter too: a width-32 network had ECE {sweep['width 32']['ece']:.3f},
-an L2 penalty brought the wide one to {sweep[f'width {WIDTH} + L2 {WEIGHT_DECAY:g}']['ece']:.3f}, label smoothing to
-{sweep[f'width {WIDTH} + smoothing {LABEL_SMOOTHING:g}']['ece']:.3f}. But label smoothing can overshoot: on the easy
-digits task it raised ECE from {plain['ece']:.3f} to {smoothed['ece']:.3f} (under-confident; fitted T
-{smoothed['temperature']:.2f} < 1).
-"""))
+**Limits.** One T fixes the average, not the shape: after scaling, the cases above {THRESHOLD} were right
+{100 * top_gap['temperature scaling']:.0f} points more often than they stated; histogram binning repairs
+that at some cost in sharpness. Under strong input noise the clean T left ECE at
+{worst['ECE, T from clean validation']:.3f} instead of {after['ece']:.3f}: refit after shifts, and per segment.
 
-# %%
-display(Markdown(f"""
-It **matters** wherever a probability drives an action: with "act when confidence ≥ {THRESHOLD}" the
-uncalibrated model was right on only {at_t['before']['accuracy'][0]:.1%} of the cases it acted on; after
-scaling, {at_t['after']['accuracy'][0]:.1%}. Ranking, risk pricing, medical triage and safety cut-offs all
-depend on this. Finally, ECE is a noisy estimate: on 200 examples its 90% bootstrap interval spans
-{width_after:.3f}, so small ECE differences need more data before they mean anything.
+**Why it matters.** Thresholds drive actions: acting at confidence ≥ {THRESHOLD} was right
+{at_t['before']['accuracy'][0]:.0%} of the time before scaling and {at_t['after']['accuracy'][0]:.0%}
+after. And ECE is a noisy estimate: on 200 examples its bootstrap interval spanned
+{scaled_interval['interval high'] - scaled_interval['interval low']:.3f}, so small differences need more data.
 """))
 
 # %% [markdown]
@@ -524,12 +778,14 @@ depend on this. Finally, ECE is a noisy estimate: on 200 examples its 90% bootst
 #   a mean confidence well above its accuracy and ECE above 0.15.
 # - **"Temperature scaling trades accuracy for calibration."** Section 3: zero test predictions changed;
 #   argmax is invariant to dividing by $T$.
-# - **"Fit the temperature on the test set."** We fitted on validation and evaluated on the untouched
-#   test split; fitting on test reports a calibration you will not get in production.
-# - **"Label smoothing is a calibration method."** Section 4: it helped the over-confident MNIST-1D
-#   model but made the digits model under-confident (fitted $T < 1$).
-# - **"Stop at the best validation accuracy and the probabilities will be fine."** Section 2: NLL and ECE
-#   kept getting worse while the error stayed flat.
-# - **"ECE is an exact number."** Section 5: a perfectly calibrated model measures ECE well above zero
-#   on small samples, the bootstrap interval is wide, and the value moves with the number and placement
-#   of bins.
+# - **"After temperature scaling, 0.8 means 80%."** Section 3: on average yes, but the top bins were
+#   under-confident; one number cannot fix the shape of the curve.
+# - **"Fit the temperature on the test set."** Your turn 2: a recalibration scored on the data it was fitted
+#   to reports a calibration you will not get in production.
+# - **"Label smoothing (or focal loss) is the calibration fix."** Section 4: both lowered ECE, but a
+#   temperature on the plain model did better, and smoothing made the digits model under-confident.
+# - **"Calibrated once, calibrated for good."** Section 5: under input noise the validation temperature
+#   lost much of its gain, and a pooled temperature left two segments wrong in opposite directions.
+# - **"Lower ECE means a better model."** Section 6: a predictor that ignores its input beat the model on ECE.
+# - **"ECE is an exact number, and the bootstrap interval contains the truth."** Section 8: ECE is biased
+#   upwards on small samples, the bootstrap inherits the bias, and the value moves with the binning.

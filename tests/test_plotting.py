@@ -43,3 +43,15 @@ def test_decision_boundary_on_spirals():
     assert labelled(fig)
     with pytest.raises(ValueError, match=r"x must have shape \(n, 2\)"):
         plotting.decision_boundary(models.mlp(3, 2), torch.zeros(4, 3), torch.zeros(4))
+
+
+def test_legend_outside_places_the_legend_clear_of_the_axes():
+    fig, ax = plotting.figure("t", "x (unit)", "y (unit)")
+    ax.plot([0, 1], [0, 1], label="line")
+    plotting.legend_outside(ax)
+    fig.canvas.draw()
+    box = ax.get_legend().get_window_extent()
+    assert box.x0 >= ax.get_window_extent().x1
+    plotting.legend_outside(ax, below=True, columns=2)
+    fig.canvas.draw()
+    assert ax.get_legend().get_window_extent().y1 <= ax.get_window_extent().y0

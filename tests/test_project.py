@@ -19,27 +19,6 @@ BIN = Path(sys.executable).parent
 # Modules and scripts still in the layout before helpers/scratch and helpers/experiments; each notebook's
 # migration removes its entries, and this set must be empty when the migration is done.
 NOT_YET_MIGRATED = {
-    # 00_start_here
-    "helpers/start.py",
-    "notebooks/00_start_here.py",
-    # 01_backpropagation
-    "helpers/autodiff.py",
-    "helpers/gradients.py",
-    "notebooks/01_backpropagation.py",
-    "tests/test_autodiff.py",
-    "tests/test_gradients.py",
-    # 02_optimizers
-    "helpers/optim.py",
-    "notebooks/02_optimizers.py",
-    "tests/test_optim.py",
-    # 03_regularization
-    "helpers/regularization.py",
-    "notebooks/03_regularization.py",
-    "tests/test_regularization.py",
-    # 06_calibration
-    "helpers/calibration.py",
-    "notebooks/06_calibration.py",
-    "tests/test_calibration.py",
     # 07_inference_efficiency
     "helpers/efficiency.py",
     "helpers/decoding.py",

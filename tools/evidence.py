@@ -22,18 +22,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_one(notebook: Path, scale: str, seed: int, out: Path, timeout: int) -> dict:
-    """Execute one notebook at one scale and seed; return its wall time, error and claims."""
+def run_one(notebook: Path, scale: str, seed: int | None, out: Path, timeout: int, keep: Path | None = None,
+            build: Path | None = None) -> dict:
+    """Execute one notebook at one scale and seed; return its wall time, error and claims.
+
+    ``seed`` None keeps the notebook's own seed; ``keep`` saves the executed notebook there; ``build`` is
+    the build folder the run writes its claims ledger to (default: a folder of its own under ``out``).
+    """
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    build = out / "runs" / f"{notebook.stem}-{scale}-{seed}"
-    build.mkdir(parents=True, exist_ok=True)
-    for stale in build.glob("claims/*.json"):
-        stale.unlink()
-    env = {"DL_SCALE": scale, "DL_SEED": str(seed), "DL_BUILD_DIR": str(build), "DL_PROGRESS": "0",
-           "DL_CACHE": "0", "OMP_WAIT_POLICY": "PASSIVE", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    build = build or out / "runs" / f"{notebook.stem}-{scale}-{seed}"
+    ledger = build / "claims" / f"{notebook.stem}.json"
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    ledger.unlink(missing_ok=True)
+    env = {"DL_SCALE": scale, "DL_BUILD_DIR": str(build), "DL_PROGRESS": "0", "DL_CACHE": "0",
+           "OMP_WAIT_POLICY": "PASSIVE", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    if seed is not None:
+        env["DL_SEED"] = str(seed)
     nb = nbformat.read(notebook, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(notebook.parent)}})
@@ -45,7 +52,9 @@ def run_one(notebook: Path, scale: str, seed: int, out: Path, timeout: int) -> d
     except Exception as failure:  # noqa: BLE001 - a run that breaks is reported, not fatal
         error = f"{type(failure).__name__}: {failure}"[:500]
     seconds = time.perf_counter() - started
-    ledger = build / "claims" / f"{notebook.stem}.json"
+    if keep is not None:
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, keep)
     claims = json.loads(ledger.read_text()) if ledger.exists() else []
     return {"notebook": notebook.stem, "scale": scale, "seed": seed, "seconds": round(seconds, 1),
             "error": error, "claims": claims}
@@ -65,7 +74,7 @@ def summarise(runs: list[dict]) -> list[dict]:
     return list(rows.values())
 
 
-def _span(values: list) -> str:
+def value_range(values: list) -> str:
     numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
     if len(numbers) != len(values) or not numbers:
         return ", ".join(sorted({str(v) for v in values}))
@@ -81,8 +90,8 @@ def markdown(runs: list[dict], rows: list[dict]) -> str:
     for row in rows:
         rule = (f"in [{row['threshold'][0]}, {row['threshold'][1]}]" if row["op"] == "between"
                 else f"{row['op']} {row['threshold']}")
-        lines.append(f"| {row['notebook']} | {row['statement']} | {_span(row['values'].get('quick', []))} | "
-                     f"{_span(row['values'].get('full', []))} | {rule} | {row['passed']}/{row['runs']} |")
+        lines.append(f"| {row['notebook']} | {row['statement']} | {value_range(row['values'].get('quick', []))} | "
+                     f"{value_range(row['values'].get('full', []))} | {rule} | {row['passed']}/{row['runs']} |")
     return "\n".join(lines)
 
 
@@ -95,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=1200, help="seconds allowed per cell")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "evidence")
     args = parser.parse_args(argv)
+    args.out = args.out.resolve()  # the kernels run in notebooks/, so a relative folder would land there
     jobs = [(nb.resolve(), scale, seed) for nb in args.notebooks for scale in args.scales for seed in args.seeds]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         runs = list(pool.map(lambda job: run_one(*job, args.out, args.timeout), jobs))
