@@ -1,10 +1,14 @@
 """Notebook 04, section 1: what attention costs, counted, measured and timed.
 
-Parallelism cannot be shown as speed on one CPU thread, so it is *counted*: an operation recorder sees every
-tensor operation a layer dispatches. Attention handles all positions in each operation (a fixed number of
-operations at any length); a recurrent layer runs a chain of small operations per token, each waiting for the
-previous hidden state. The same recorder measures the largest tensor any operation returns, which exposes the
-(T, T) score matrix of attention written out, and its absence in a fused kernel.
+Parallelism cannot be shown as speed on one CPU thread, so it is *measured as dependency depth*: an operation
+recorder sees every tensor operation a layer dispatches and gives each result a depth, one more than its
+deepest input. The deepest result is the critical path, the number of steps that must run one after another
+however many processors there are. Attention's depth is the same at any length (every position is handled by
+the same few matrix products); a recurrent layer's grows with the length, because each step waits for the
+previous hidden state. Depth, unlike an operation count, does not depend on the implementation: a loop over
+queries would dispatch T times as many operations at the same depth, and a fused recurrent kernel hides its
+chain inside one call without removing it. The same recorder measures the largest tensor any operation
+returns, which exposes the (T, T) score matrix of attention written out, and its absence in a fused kernel.
 """
 from __future__ import annotations
 
@@ -31,25 +35,33 @@ HEAD_DIM = 64           # features per head in the memory explorer, as in GPT-2 
 
 
 class OperationRecorder(TorchDispatchMode):
-    """Counts every tensor operation run inside ``with OperationRecorder() as rec:`` and the largest result.
+    """Records every tensor operation run inside ``with OperationRecorder() as rec:``.
 
-    ``rec.operations`` is the number of operations dispatched (views included); ``rec.largest_bytes`` the
-    size of the largest new tensor any of them returned (the memory one allocation needed; views of
-    existing tensors allocate nothing and are skipped).
+    ``rec.operations`` is the number of operations dispatched (views included); ``rec.depth`` the length of
+    the longest chain of operations each of which needs the previous one's result (a tensor made outside
+    has depth 0, a result one more than its deepest input); ``rec.largest_bytes`` the size of the largest
+    new tensor any operation returned (views of existing tensors allocate nothing and are skipped).
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.operations, self.largest_bytes = 0, 0
+        self.operations, self.depth, self.largest_bytes = 0, 0, 0
+        self._depths: dict[int, int] = {}       # id(tensor) -> depth
+        self._alive: list[torch.Tensor] = []    # keeps recorded tensors alive, so an id is never reused
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         result = func(*args, **(kwargs or {}))
         self.operations += 1
         tensors_in = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        depth = 1 + max((self._depths.get(id(t), 0) for t in tensors_in), default=0)
         inputs = {t.untyped_storage().data_ptr() for t in tensors_in}
         for tensor in tree_flatten(result)[0]:
-            if isinstance(tensor, torch.Tensor) and tensor.untyped_storage().data_ptr() not in inputs:  # not a view
-                self.largest_bytes = max(self.largest_bytes, tensor.untyped_storage().nbytes())
+            if isinstance(tensor, torch.Tensor):
+                self._depths[id(tensor)] = depth
+                self._alive.append(tensor)
+                if tensor.untyped_storage().data_ptr() not in inputs:                # not a view
+                    self.largest_bytes = max(self.largest_bytes, tensor.untyped_storage().nbytes())
+        self.depth = max(self.depth, depth)
         return result
 
 
@@ -85,13 +97,14 @@ def sequence(length: int, width: int, device: torch.device) -> torch.Tensor:
     return torch.randn(1, length, width, generator=generator).to(device)
 
 
-def operation_counts(layers: Layers, lengths: Sequence[int]) -> list[dict]:
-    """Operations dispatched by one forward pass of each layer, per sequence length."""
+def dependency_depths(layers: Layers, lengths: Sequence[int]) -> list[dict]:
+    """Dependency depth (critical path) and operations dispatched by one forward pass of each layer."""
     rows = []
     for length in lengths:
         x = sequence(check_int("length", length, 1, 65_536), layers.width, layers.device)
-        rows.append({"length": length, "attention ops": record(lambda x=x: layers.attention(x)).operations,
-                     "GRU ops": record(lambda x=x: layers.gru(x)).operations})
+        attention_run, gru_run = record(lambda x=x: layers.attention(x)), record(lambda x=x: layers.gru(x))
+        rows.append({"length": length, "attention depth": attention_run.depth, "GRU depth": gru_run.depth,
+                     "attention ops": attention_run.operations, "GRU ops": gru_run.operations})
     return rows
 
 
@@ -286,10 +299,21 @@ def largest_tensor_ratio(largest: dict[str, list[int]], index: int) -> float:
     return largest["attention written out"][index] / largest["fused attention (PyTorch)"][index]
 
 
-def crossover(lengths: Sequence[int], seconds: dict[str, list[float]]) -> int | None:
-    """The longest length at which attention written out is still faster than the GRU (None: never)."""
-    faster = [n for n, a, g in zip(lengths, seconds["attention written out"], seconds["GRU"]) if a < g]
+def crossover(lengths: Sequence[int], seconds: dict[str, list[float]],
+              name: str = "attention written out") -> int | None:
+    """The longest length at which attention ``name`` is still faster than the GRU (None: never)."""
+    faster = [n for n, a, g in zip(lengths, seconds[name], seconds["GRU"]) if a < g]
     return max(faster) if faster else None
+
+
+def crossover_sentence(lengths: Sequence[int], seconds: dict[str, list[float]], name: str) -> str:
+    """Where attention ``name`` stops being faster than the GRU layer, in words."""
+    point = crossover(lengths, seconds, name)
+    if point is None:
+        return f"{name}: slower than the GRU layer at every length timed ({lengths[0]} to {lengths[-1]} tokens)"
+    if point == max(lengths) and all(a < g for a, g in zip(seconds[name], seconds["GRU"])):
+        return f"{name}: faster than the GRU layer at every length timed, up to {point} tokens"
+    return f"{name}: faster than the GRU layer up to {point} tokens, slower beyond"
 
 
 def bytes_label(count: float) -> str:

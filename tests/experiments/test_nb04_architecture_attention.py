@@ -21,9 +21,21 @@ def test_the_recorder_counts_operations_and_the_largest_result():
     assert recorder.largest_bytes == 10 * 10 * 4  # the transpose is a view of x: no allocation
 
 
-def test_attention_ops_do_not_grow_with_length_but_gru_ops_do(layers):
-    short, long = cost.operation_counts(layers, [8, 32])
-    assert short["attention ops"] == long["attention ops"] > 10
+def test_the_recorder_measures_dependency_depth_not_operation_count():
+    x = torch.ones(8, 4)
+    chain = cost.record(lambda: x.exp().exp().exp())
+    assert (chain.depth, chain.operations) == (3, 3)
+    side_by_side = cost.record(lambda: [x.exp(), x.exp(), x.exp()])
+    assert (side_by_side.depth, side_by_side.operations) == (1, 3)
+    looped = cost.record(lambda: torch.stack([row.exp() for row in x]))  # unbind, 8 independent exps, stack
+    assert (looped.depth, looped.operations) == (3, 10)
+
+
+def test_attention_depth_does_not_grow_with_length_but_gru_depth_does(layers):
+    short, long = cost.dependency_depths(layers, [8, 32])
+    assert short["attention depth"] == long["attention depth"] > 5
+    assert short["attention ops"] == long["attention ops"]
+    assert 3.5 < long["GRU depth"] / short["GRU depth"] < 4.1
     assert 3.5 < long["GRU ops"] / short["GRU ops"] < 4.1
 
 
@@ -57,6 +69,12 @@ def test_slope_and_crossover():
     seconds = {"attention written out": [1, 2, 8], "GRU": [3, 3, 3]}
     assert cost.crossover([10, 20, 40], seconds) == 20
     assert cost.crossover([10], {"attention written out": [5], "GRU": [1]}) is None
+    seconds["fused"] = [1, 1, 2]
+    assert cost.crossover([10, 20, 40], seconds, "fused") == 40
+    assert "up to 20 tokens, slower beyond" in cost.crossover_sentence([10, 20, 40], seconds, "attention written out")
+    assert "at every length timed, up to 40" in cost.crossover_sentence([10, 20, 40], seconds, "fused")
+    assert "slower than the GRU layer at every length" in cost.crossover_sentence(
+        [10], {"x": [5], "GRU": [1]}, "x")
 
 
 def test_agreement_and_causality_checks_are_tiny_and_exact():
