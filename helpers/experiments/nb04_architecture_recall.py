@@ -192,16 +192,28 @@ def weight_on_match(run: RecallRun, device: torch.device | str = "cpu") -> float
     return float(weights[torch.arange(len(weights)), batch.matching].mean())
 
 
+def key_blind_accuracy(pairs: int) -> float:
+    """Expected held-out accuracy of a rule that ignores every key and answers the most frequent value among
+    the ``pairs`` values (ties split evenly): what a model can score by counting values without binding keys."""
+    batch = held_out(check_int("pairs", pairs, 1, N_KEYS), 0, "cpu")
+    counts = functional.one_hot(batch.values, N_VALUES).sum(dim=1)                   # (B, values)
+    modal = counts == counts.max(dim=-1, keepdim=True).values                         # (B, values) tied winners
+    share = modal.float() / modal.sum(dim=-1, keepdim=True)                           # chance of answering each
+    return float(share[torch.arange(len(batch.answer)), batch.answer].mean())
+
+
 def count_parameters(run: RecallRun) -> int:
     return sum(p.numel() for p in run.model.parameters())
 
 
-def plot_runs(runs: dict[str, RecallRun], title: str, ax=None):
-    """Held-out accuracy against training steps for named runs, with chance accuracy marked."""
+def plot_runs(runs: dict[str, RecallRun], title: str, ax=None, key_blind: float | None = None):
+    """Held-out accuracy against training steps for named runs, with chance (and a key-blind rule) marked."""
     fig, ax = plotting.figure(title, "training steps", "held-out accuracy") if ax is None else (ax.figure, ax)
     for name, run in runs.items():
         ax.plot(run.steps, run.accuracy, "o-", ms=3, label=name)
-    ax.axhline(1 / N_VALUES, color="black", ls=":", lw=1, label=f"chance (1/{N_VALUES})")
+    ax.axhline(1 / N_VALUES, color="grey", ls=":", lw=1, label=f"chance (1/{N_VALUES})")
+    if key_blind is not None:
+        ax.axhline(key_blind, color="black", ls="--", lw=1, label="key-blind rule: most frequent value")
     ax.set_ylim(0, 1.05)
     ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5))
     return fig
@@ -212,7 +224,8 @@ def plot_weights(run: RecallRun, examples: int = 3, device: torch.device | str =
     """The query token's attention weights over the sequence for a few held-out examples."""
     batch = held_out(run.pairs, 0, device)
     _, weights = run.model(batch, return_weights=True)
-    fig, axes = plotting.figure("Where the query looks: attention weights of the last token",
+    fig, axes = plotting.figure("Where the query looks: attention weights of the last token (orange: the pair "
+                                "holding the query's key; dotted: uniform weight)",
                                 "position in the sequence (pairs, then the query)", "attention weight",
                                 ncols=examples, figsize=(3.6 * examples, 3.2))
     for index, ax in enumerate(axes):
@@ -221,7 +234,7 @@ def plot_weights(run: RecallRun, examples: int = 3, device: torch.device | str =
         ax.bar(positions, weights[index].cpu().numpy(), color=colours)
         ax.axhline(1 / (run.pairs + 1), color="black", ls=":", lw=1)
         ax.set_ylim(0, 1)
-        ax.set_title(f"example {index + 1}: matching pair orange, dotted = uniform", fontsize=9)
+        ax.set_title(f"example {index + 1}", fontsize=9)
     return fig
 
 
@@ -235,10 +248,11 @@ def recall_explorer(pairs: int = 8, steps: int = 200, width: int = 32, progress:
     runs = {f"{name}, lr {lr:g}": train(name, pairs, steps, lr, width, seed=0, device=device,
                                         progress=cell_progress.share(progress, i / len(jobs), (i + 1) / len(jobs)))
             for i, (name, lr) in enumerate(jobs)}
-    fig = plot_runs(runs, f"Associative recall with {pairs} pair{'s' if pairs > 1 else ''}")
+    key_blind = key_blind_accuracy(pairs)
+    fig = plot_runs(runs, f"Associative recall with {pairs} pair{'s' if pairs > 1 else ''}", key_blind=key_blind)
     gru_best = max(run.final() for run in runs.values() if run.model_name == "GRU")
     numbers = {"attention accuracy": runs["attention, lr 0.01"].final(), "best GRU accuracy": gru_best,
-               "chance": 1 / N_VALUES}
+               "key-blind rule (most frequent value)": key_blind, "chance": 1 / N_VALUES}
     if max(run.final() for run in runs.values()) < 2 / N_VALUES:
         numbers["note"] = "Neither model beat twice chance in this many steps: give them more steps."
     return fig, numbers

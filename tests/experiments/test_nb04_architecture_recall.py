@@ -83,6 +83,7 @@ def test_plots_and_table():
     runs = {"attention": recall.train("attention", 3, 4, 1e-2, width=8, checkpoints=2),
             "GRU": recall.train("GRU", 3, 4, 1e-2, width=8, checkpoints=2)}
     assert recall.plot_runs(runs, "title").axes[0].has_data()
+    assert len(recall.plot_runs(runs, "title", key_blind=0.3).axes[0].lines) == len(runs) + 2
     assert len(recall.plot_weights(runs["attention"], examples=2).axes) == 2
     rows = recall.gap_table(runs, ["GRU"])
     assert rows[0]["steps"] == 4 and rows[0]["run"] == "GRU"
@@ -104,3 +105,12 @@ def test_explorer_reports_progress_and_notes_when_nothing_was_learned():
 def test_explorer_checks_its_controls(kwargs, name):
     with pytest.raises(ValueError, match=name):
         recall.recall_explorer(**kwargs)
+
+
+def test_key_blind_rule_matches_hand_computed_expectations():
+    assert recall.key_blind_accuracy(1) == 1.0
+    # two values: equal with probability 1/8 (always right), else a coin flip between them
+    assert recall.key_blind_accuracy(2) == pytest.approx(1 / 8 + 7 / 8 * 0.5, abs=0.03)
+    assert 1 / recall.N_VALUES < recall.key_blind_accuracy(8) < 0.4
+    with pytest.raises(ValueError, match="pairs"):
+        recall.key_blind_accuracy(0)
