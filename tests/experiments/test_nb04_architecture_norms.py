@@ -51,8 +51,25 @@ def test_training_runs_record_accuracy_and_agreement_for_batchnorm_only(split):
     seen = []
     run = norms.train("batch", split, 4, 20, progress=seen.append)
     assert 0 <= run.test_acc <= 1 and 0 <= run.train_eval_agreement <= 1 and run.batch_size == 4
+    assert 0 <= run.train_mode_acc <= 1 and 0 <= run.sorted_train_mode_acc <= 1 and run.steps == 20
     assert norms.train("layer", split, 4, 5).train_eval_agreement is None
     assert len(seen) == 20 and seen[-1] == 1.0
+
+
+def test_train_mode_accuracy_sees_batch_statistics():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.BatchNorm1d(1), nn.Linear(1, 2))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([[-1.0], [1.0]]))
+        model[1].bias.zero_()
+    x = torch.cat([torch.full((4, 1), -1.0), torch.full((4, 1), 1.0)])   # class 0 below zero, class 1 above
+    y = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    model.eval()                                        # running mean 0, variance 1: the sign decides
+    assert (model(x).argmax(-1) == y).all()
+    mixed = x[[0, 4, 1, 5, 2, 6, 3, 7]], y[[0, 4, 1, 5, 2, 6, 3, 7]]
+    assert norms.train_mode_accuracy(model, *mixed, batch_size=2) == 1.0
+    assert norms.train_mode_accuracy(model, *mixed, batch_size=2, sort_by_class=True) == 0.5  # one class a batch
+    assert model.training is False
 
 
 @pytest.mark.parametrize("kwargs, name", [({"batch_size": 1}, "batch_size"), ({"steps": 0}, "steps"),
@@ -77,7 +94,9 @@ def test_explorer(split):
     fig, numbers = norms.batch_explorer(batch_size=16, steps=10, split=split, progress=seen.append)
     assert fig.axes[0].has_data() and seen[-1] == pytest.approx(1.0)
     assert set(numbers) == {"no normalization test accuracy", "BatchNorm test accuracy", "LayerNorm test accuracy",
-                            "BatchNorm: same prediction in train and eval mode"}
+                            "BatchNorm: same prediction in train and eval mode",
+                            "BatchNorm left in train mode: test accuracy, i.i.d. batches",
+                            "BatchNorm left in train mode: test accuracy, class-sorted batches"}
 
 
 @pytest.mark.parametrize("kwargs, name", [({"batch_size": 1}, "batch_size"), ({"batch_size": 257}, "batch_size"),
