@@ -177,7 +177,7 @@ def plot_grid(runs: dict[tuple[str, int, bool], Run]):
         bars = ax.bar(xs, ys, width, label=f"{n} examples{', positions scrambled' if scramble else ''}",
                       hatch="//" if scramble else None)
         ax.bar_label(bars, fmt="%.2f", fontsize=7)
-    ax.axhline(1 / N_CLASSES, color="black", ls=":", lw=1, label="chance")
+    ax.axhline(1 / N_CLASSES, color="grey", ls=":", lw=1, label="chance")
     ax.set_xticks(range(len(present)), present)
     ax.set_ylim(0, 1)
     ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5))
