@@ -71,6 +71,7 @@ BIAS_STEPS = pick(quick=200, full=1000)       # CNN / transformer / MLP training
 SMALL, LARGE = 400, 3200                      # training-set sizes
 DEPTHS = pick(quick=[8, 32], full=[8, 16, 32])          # hidden blocks; the first and last are compared
 DEPTH_STEPS, DEPTH_LR = pick(quick=80, full=300), 2e-3
+DEPTH_MORE_STEPS = 4                          # the deepest plain network's extra budget (under-training control)
 NORM_STEPS = pick(quick={2: 1000, 128: 200}, full={2: 2000, 8: 800, 32: 400, 128: 300})  # steps per batch size
 
 # %% [markdown]
@@ -431,12 +432,14 @@ claim("a CNN trained on 400 examples beats an MLP trained on 3200 (accuracy diff
 #
 # The identity term gives every layer a direct path to the loss, and a block that should do nothing only
 # has to keep $f$ near zero. We compare plain stacks (LayerNorm → Linear → ReLU) with residual ones (the same
-# block added to its input, the pre-norm arrangement of transformers), both trained for the same number of steps (80
-# at quick scale, 300 at full) on MNIST-1D, reading the *training* loss.
+# block added to its input: pre-norm placement, as in transformers), both trained for the same number of steps
+# (80 at quick scale, 300 at full) on MNIST-1D, reading the *training* loss. The obvious other reading of a
+# deep plain network's failure is that it is merely slower to train, so the deepest plain network trains four
+# times as long, with a checkpoint at the common budget.
 
 # %%
 split = data.mnist1d(seed=cfg.seed, device=cfg.device)
-depth_runs = depth.run_depths(DEPTHS, split, DEPTH_STEPS, seed=cfg.seed, lr=DEPTH_LR)
+depth_runs = depth.run_depths(DEPTHS, split, DEPTH_STEPS, seed=cfg.seed, lr=DEPTH_LR, more_steps=DEPTH_MORE_STEPS)
 fig = depth.plot_depths(depth_runs)
 
 # %%
@@ -444,45 +447,69 @@ shallow, deep = DEPTHS[0], DEPTHS[-1]
 ratios = {f"{'residual' if residual else 'plain'}, depth {deep}": depth.gradient_ratio(deep, residual, split,
                                                                                          seed=cfg.seed)
           for residual in (False, True)}
-show([{"network": f"{'residual' if r else 'plain'}, depth {d}", "final training loss": run.final()}
+show([{"network": f"{'residual' if r else 'plain'}, depth {d}", f"training loss after {DEPTH_STEPS} steps":
+       run.at(DEPTH_STEPS), "steps trained": run.steps[-1], "final training loss": run.final()}
       for (d, r), run in depth_runs.items()])
 show([{"network": name, "gradient norm, first / last hidden layer, at init": value} for name, value in ratios.items()])
 
 # %% [markdown]
 # **Claim check.** Going from depth 8 to 32, the plain network's training loss rises a lot while the
-# residual network's does not (that is the control: depth itself is not the problem). At initialisation the
-# plain stack's gradients are wildly uneven across layers (the first hidden layer's gradient is hundreds of
-# times the last's), the residual stack's are within a small factor. Across seeds 0–4 (quick | full): the
+# residual network's does not (that is the control: depth itself is not the problem), and four times the
+# steps do not rescue the deep plain network (the control for under-training). At depth 32 the plain network
+# barely trains at all: its loss stays near chance. The milder case He et al. described, a plain network
+# that trains but fits worse than a shallower one, is depth 16 at full scale (in the table above). At
+# initialisation the plain stack's gradients are very uneven across layers (the first hidden layer's
+# gradient is hundreds of times the last's), the residual stack's are within a small factor. Read that as a
+# symptom, not the mechanism: Adam divides each parameter's step by its own gradient scale, so uneven
+# gradient norms alone would not stop training; what the ratio shows is how badly the deep plain stack's
+# layers are coupled, so that a step in one changes what all later layers see. Across seeds 0–4 (quick | full): the
 # plain network's training loss rose by 0.69–0.84 | 1.42–1.59, the residual network's changed by −0.16 to
 # +0.004 | −0.03 to +0.05; the gradient ratio at initialisation was 319–624 (plain) and 3.7–4.8 (residual).
 
 # %%
-plain_rise = depth_runs[(deep, False)].final() - depth_runs[(shallow, False)].final()
+plain_rise = depth_runs[(deep, False)].at(DEPTH_STEPS) - depth_runs[(shallow, False)].final()
 residual_rise = depth_runs[(deep, True)].final() - depth_runs[(shallow, True)].final()
+longer_gap = depth_runs[(deep, False)].final() - depth_runs[(deep, True)].final()
 claim("the deeper plain network fits its training set worse (training-loss rise from the shallow one)",
       plain_rise, ">", 0.5)
 claim("the deeper residual network does not (training-loss rise from the shallow one)", residual_rise, "<", 0.3)
+claim("with four times the steps the deep plain network still fits worse than the deep residual one (loss gap)",
+      longer_gap, ">", 0.5)
 claim("at initialisation the deep plain network's gradients are very uneven across layers (first/last)",
       ratios[f"plain, depth {deep}"], ">", 30)
 claim("the deep residual network's gradients stay within a small factor across layers (first/last)",
       ratios[f"residual, depth {deep}"], "<", 10)
 
 # %% [markdown]
-# **Why the normalization matters too.** The comparison above puts LayerNorm in both stacks. Take it out
-# of the residual one and each block adds a non-negative $\mathrm{ReLU}(Wh)$ to $h$: with PyTorch's default
-# initialisation the stream's scale grows by 10–30% per block, which compounds exponentially with depth.
-# Pre-norm blocks normalise what enters $f$, so every block adds a change of bounded size. Standard deviation
-# of the last hidden layer at initialisation, 64 blocks:
+# **Why the normalization matters too.** Our residual block is deliberately minimal and not the standard
+# one: $h + \mathrm{ReLU}(W\,\mathrm{LN}(h))$, one linear layer whose output passes through a ReLU, so every
+# update it adds is non-negative, with no second linear layer after the ReLU (as in ResNet's blocks and
+# transformer MLPs, which can add updates of either sign) and no final normalization before the classifier.
+# That is why the deep residual stack starts with a large loss (the curve starting above the axis): 32
+# non-negative updates pile up into large logits. Take the LayerNorm out as well and each block adds
+# $\mathrm{ReLU}(Wh)$, which grows with $h$ itself: with PyTorch's default initialisation the stream's scale
+# grows by 10–30% per block, which compounds exponentially with depth. Pre-norm blocks normalise what enters
+# $f$, so every block adds a change of bounded size. Standard deviation of the last hidden layer at
+# initialisation, 64 blocks:
 
 # %%
 growth = depth.residual_stream_growth(depth=64, seed=cfg.seed)
-growth
+show([{"residual stack, 64 blocks": "without normalization" if norm == "none" else "pre-norm (LayerNorm)",
+       "std of the last hidden layer at init": value} for norm, value in growth.items()])
 
 # %%
 claim("without normalization the residual stream's scale explodes over 64 blocks (std ratio vs LayerNorm)",
       growth["none"] / growth["layer"], ">", 1000)
 
 # %% [markdown]
+# Normalization is not the only cure. Initialising each residual branch so that it starts at zero makes the
+# whole network the identity at initialisation, and depth then costs nothing at the start: Goyal et al.
+# (2017) zero-initialise the last BatchNorm scale of each ResNet block; Fixup (Zhang et al. 2019) and
+# SkipInit (De & Smith 2020) train deep residual networks with no normalization at all by zero-initialising
+# or down-scaling each branch. Veit et al. (2016) offer another reading of why residual networks train:
+# unrolled, they behave like an ensemble of many paths of different lengths, and most of the gradient flows
+# through the short ones.
+#
 # **Practical consequence.** Residual connections are what make depth cheap to try: the network can
 # start close to a shallower one and use extra blocks only where they help. In transformers every
 # attention and MLP sub-layer sits on the residual stream (`x = x + f(norm(x))`), and pre-norm placement
@@ -675,13 +702,14 @@ tight latency, grid-like signals: CNN; large data, pre-trained weights, or non-g
 FLOPs of the actual configurations."""))
 
 # %%
-plain_deep, residual_deep = depth_runs[(deep, False)].final(), depth_runs[(deep, True)].final()
+plain_deep, residual_deep = depth_runs[(deep, False)].at(DEPTH_STEPS), depth_runs[(deep, True)].final()
 display(Markdown(f"""**"What are residual connections?"** A block computes $h + f(h)$, so it learns a change, and the
 identity path gives every layer a direct route to the loss. Without it, depth hurt training itself: our plain
 network's training loss went from {depth_runs[(shallow, False)].final():.2f} at depth {shallow} to
 {plain_deep:.2f} at depth {deep} (chance is 2.30), while the residual one went from
-{depth_runs[(shallow, True)].final():.2f} to {residual_deep:.2f}. At initialisation the plain stack's first layer got a
-gradient {ratios[f"plain, depth {deep}"]:.0f} times the last layer's, the residual stack's
+{depth_runs[(shallow, True)].final():.2f} to {residual_deep:.2f}; four times the steps left the deep plain one at
+{depth_runs[(deep, False)].final():.2f}, so it is not just slow. At initialisation the plain stack's first layer got a
+gradient {ratios[f"plain, depth {deep}"]:.0f} times the last layer's (a symptom of badly coupled layers), the residual stack's
 {ratios[f"residual, depth {deep}"]:.1f} times. Rule: any network deeper than a handful of layers, and every
 transformer sub-layer, sits on a residual stream, normalised before each block (pre-norm)."""))
 
@@ -710,7 +738,8 @@ sequences."""))
 #   and at full scale it beat the patch transformer at both data sizes; transformers win with scale and
 #   pre-training, which a project may not have.
 # - **"Deeper is better."** Section 4: without residual connections, going from 8 to 32 blocks made the network fit
-#   its own training set *worse*. Depth helps only when optimisation can use it.
+#   its own training set *worse*, and four times the steps did not help. Depth helps only when optimisation can
+#   use it.
 # - **"BatchNorm and LayerNorm are interchangeable."** Section 5: they normalise over different axes; at batch size 2
 #   BatchNorm did worse than no normalization at all, while LayerNorm is unaffected by the batch by construction.
 # - **"Leaving train mode on at inference is harmless."** Section 5: BatchNorm in training mode normalises each

@@ -42,6 +42,12 @@ class DepthRun:
     def final(self) -> float:
         return self.train_loss[-1]
 
+    def at(self, step: int) -> float:
+        """Training loss after ``step`` training steps (a checkpoint)."""
+        if step not in self.steps:
+            raise ValueError(f"step must be one of the checkpoints {self.steps}, got {step}")
+        return self.train_loss[self.steps.index(step)]
+
 
 @torch.no_grad()
 def training_loss(model: torch.nn.Module, split: data.Splits) -> float:
@@ -97,14 +103,17 @@ def gradient_ratio(depth: int, residual: bool, split: data.Splits, norm: str = "
 
 
 def run_depths(depths: list[int], split: data.Splits, steps: int, seed: int = 0, width: int = 64,
-               norm: str = "layer", lr: float = 1e-3) -> dict[tuple[int, bool], DepthRun]:
-    """Plain and residual networks at every depth (same data, steps and seed)."""
+               norm: str = "layer", lr: float = 1e-3, more_steps: int = 1) -> dict[tuple[int, bool], DepthRun]:
+    """Plain and residual networks at every depth (same data, steps and seed). The deepest plain network
+    trains ``more_steps`` times as long (the under-training control), with a checkpoint at ``steps``."""
+    check_int("more_steps", more_steps, 1, 100)
     runs = {}
     for depth in depths:
         for residual in (False, True):
+            longer = more_steps if (depth == max(depths) and not residual) else 1
             report = cell_progress.cell_report(f"{'residual' if residual else 'plain'} depth {depth}")
-            runs[(depth, residual)] = train(depth, residual, split, steps, norm, width, lr, seed=seed,
-                                            progress=report)
+            runs[(depth, residual)] = train(depth, residual, split, longer * steps, norm, width, lr, seed=seed,
+                                            checkpoints=10 * longer, progress=report)
     return runs
 
 
@@ -119,7 +128,7 @@ def plot_depths(runs: dict[tuple[int, bool], DepthRun], title: str = "Deeper pla
                 run = runs[(depth, residual)]
                 ax.plot(run.steps, run.train_loss, "-" if residual else "--", color=colour,
                         label=f"depth {depth}, {'residual' if residual else 'plain'}")
-    ax.axhline(CHANCE_LOSS, color="black", ls=":", lw=1, label="chance (ln 10)")
+    ax.axhline(CHANCE_LOSS, color="grey", ls=":", lw=1.5, label="chance (ln 10)")
     top = 1.6 * CHANCE_LOSS                                          # the comparison lives below chance
     ax.set_ylim(0, top)
     clipped = [f"depth {run.depth} {'residual' if run.residual else 'plain'} starts at {run.train_loss[0]:.3g}"

@@ -77,6 +77,17 @@ def test_run_depths_and_plot(split):
     assert set(runs) == {(2, False), (2, True), (3, False), (3, True)}
     fig = depth.plot_depths(runs)
     assert len(fig.axes[0].lines) == 5  # four runs and the chance line
+    assert all(run.steps[-1] == 4 for run in runs.values())
+
+
+def test_run_depths_trains_the_deepest_plain_network_longer(split):
+    runs = depth.run_depths([2, 3], split, 4, lr=1e-3, more_steps=3)
+    assert runs[(3, False)].steps[-1] == 12 and runs[(3, False)].at(4) == runs[(3, False)].train_loss[4]
+    assert [run.steps[-1] for key, run in runs.items() if key != (3, False)] == [4, 4, 4]
+    with pytest.raises(ValueError, match="checkpoints"):
+        runs[(3, False)].at(13)
+    with pytest.raises(ValueError, match="more_steps"):
+        depth.run_depths([2], split, 4, more_steps=0)
 
 
 def test_explorer_reports_progress_numbers_and_notes(split):
