@@ -61,9 +61,10 @@ from helpers.widgets import Choice, Slider, explore
 
 # %%
 LENGTHS = pick(quick=[256, 512, 1024, 2048], full=[256, 512, 1024, 2048, 4096])  # timed sequence lengths
-COUNT_LENGTHS = (64, 256)                     # dependency depth at a short and a long sequence
+COUNT_LENGTHS = (32, 128)                     # dependency depth at a short and a long sequence
 ROUNDS = pick(quick=2, full=4)                # interleaved timing rounds; the fastest is kept
 RECALL_STEPS = pick(quick=100, full=200)      # training steps for associative recall
+CHECKPOINTS = pick(quick=5, full=10)          # held-out / training-set evaluations per training run
 MORE_STEPS = 4                                # the GRU's extra budget, in multiples of RECALL_STEPS
 PAIRS = 8                                     # key-value pairs in the hard recall task
 DISTANCE, DISTANCE_STEPS = 64, 60             # blank tokens between pair and query; steps
@@ -251,7 +252,8 @@ explore(cost.memory_explorer, log2_length=Slider(6, 17, 1, 12), layers=Slider(1,
 # - *It is too small:* a GRU four times as wide (about 13 times the parameters) trains as well.
 
 # %%
-recall_runs = recall.recall_suite(PAIRS, RECALL_STEPS, MORE_STEPS, seed=cfg.seed, device=cfg.device)
+recall_runs = recall.recall_suite(PAIRS, RECALL_STEPS, MORE_STEPS, seed=cfg.seed, device=cfg.device,
+                                  checkpoints=CHECKPOINTS)
 show(recall.gap_table(recall_runs, list(recall_runs)))
 
 # %%
@@ -297,7 +299,8 @@ claim("the query puts most of its attention on the pair holding its key (mean we
 
 # %%
 distance_runs = {f"GRU, lr {lr:g}": recall.train("GRU", 1, DISTANCE_STEPS, lr, seed=cfg.seed, distance=DISTANCE,
-                                                  checkpoints=4, device=cfg.device) for lr in (5e-2, 5e-3)}
+                                                  checkpoints=CHECKPOINTS // 2, device=cfg.device)
+                 for lr in (5e-2, 5e-3)}
 fig = recall.plot_runs(distance_runs, f"One pair, then {DISTANCE} blank tokens: the GRU carries the value")
 
 # %%
@@ -439,7 +442,8 @@ claim("a CNN trained on 400 examples beats an MLP trained on 3200 (accuracy diff
 
 # %%
 split = data.mnist1d(seed=cfg.seed, device=cfg.device)
-depth_runs = depth.run_depths(DEPTHS, split, DEPTH_STEPS, seed=cfg.seed, lr=DEPTH_LR, more_steps=DEPTH_MORE_STEPS)
+depth_runs = depth.run_depths(DEPTHS, split, DEPTH_STEPS, seed=cfg.seed, lr=DEPTH_LR, more_steps=DEPTH_MORE_STEPS,
+                              checkpoints=CHECKPOINTS)
 fig = depth.plot_depths(depth_runs)
 
 # %%

@@ -103,17 +103,20 @@ def gradient_ratio(depth: int, residual: bool, split: data.Splits, norm: str = "
 
 
 def run_depths(depths: list[int], split: data.Splits, steps: int, seed: int = 0, width: int = 64,
-               norm: str = "layer", lr: float = 1e-3, more_steps: int = 1) -> dict[tuple[int, bool], DepthRun]:
-    """Plain and residual networks at every depth (same data, steps and seed). The deepest plain network
-    trains ``more_steps`` times as long (the under-training control), with a checkpoint at ``steps``."""
+               norm: str = "layer", lr: float = 1e-3, more_steps: int = 1,
+               checkpoints: int = 10) -> dict[tuple[int, bool], DepthRun]:
+    """Plain and residual networks at every depth (same data, steps and seed), the training loss measured
+    ``checkpoints`` times per ``steps``. The deepest plain network trains ``more_steps`` times as long (the
+    under-training control), with a checkpoint at ``steps``."""
     check_int("more_steps", more_steps, 1, 100)
+    check_int("checkpoints", checkpoints, 1, 100_000)
     runs = {}
     for depth in depths:
         for residual in (False, True):
             longer = more_steps if (depth == max(depths) and not residual) else 1
             report = cell_progress.cell_report(f"{'residual' if residual else 'plain'} depth {depth}")
             runs[(depth, residual)] = train(depth, residual, split, longer * steps, norm, width, lr, seed=seed,
-                                            checkpoints=10 * longer, progress=report)
+                                            checkpoints=checkpoints * longer, progress=report)
     return runs
 
 

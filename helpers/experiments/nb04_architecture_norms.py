@@ -82,14 +82,22 @@ def build(norm: str, width: int = 64, depth: int = 3) -> models.MLP:
 
 
 @torch.no_grad()
+def train_mode_predictions(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Predicted classes with BatchNorm left in training mode, each batch of ``batch_size`` normalised by its
+    own statistics (a last incomplete batch is dropped). The model is not changed."""
+    check_int("batch_size", batch_size, 2, len(x))
+    left_on = copy.deepcopy(model).train()
+    usable = len(x) - len(x) % batch_size
+    return torch.cat([left_on(x[i:i + batch_size]).argmax(-1) for i in range(0, usable, batch_size)])
+
+
+@torch.no_grad()
 def train_mode_agreement(model: nn.Module, x: torch.Tensor, batch_size: int) -> float:
     """Fraction of examples whose predicted class is the same with BatchNorm left in training mode (statistics
     of test batches of ``batch_size``) as in eval mode (running averages). The model is not changed."""
     evaluated = model.eval()(x).argmax(-1)
-    left_on = copy.deepcopy(model).train()
-    usable = len(x) - len(x) % batch_size
-    predicted = torch.cat([left_on(x[i:i + batch_size]).argmax(-1) for i in range(0, usable, batch_size)])
-    return float((predicted == evaluated[:usable]).float().mean())
+    predicted = train_mode_predictions(model, x, batch_size)
+    return float((predicted == evaluated[:len(predicted)]).float().mean())
 
 
 @torch.no_grad()
@@ -98,14 +106,11 @@ def train_mode_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batc
     """Test accuracy with BatchNorm left in training mode: each test batch of ``batch_size`` is normalised by
     its own statistics. ``sort_by_class`` orders the test set by label first, so a batch holds mostly one
     class (as when requests arrive in correlated bursts). The model is not changed."""
-    check_int("batch_size", batch_size, 2, len(x))
     if sort_by_class:
         order = y.argsort(stable=True)
         x, y = x[order], y[order]
-    left_on = copy.deepcopy(model).train()
-    usable = len(x) - len(x) % batch_size
-    predicted = torch.cat([left_on(x[i:i + batch_size]).argmax(-1) for i in range(0, usable, batch_size)])
-    return float((predicted == y[:usable]).float().mean())
+    predicted = train_mode_predictions(model, x, batch_size)
+    return float((predicted == y[:len(predicted)]).float().mean())
 
 
 def train(norm: str, split: data.Splits, batch_size: int, steps: int, lr: float = 1e-3, seed: int = 0,

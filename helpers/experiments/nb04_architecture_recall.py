@@ -161,14 +161,16 @@ def train(model_name: str, pairs: int, steps: int, lr: float, width: int = 32, s
 
 
 def recall_suite(pairs: int, steps: int, more_steps: int = 4, wide: int = 128, seed: int = 0,
-                 device: torch.device | str = "cpu") -> dict[str, RecallRun]:
+                 device: torch.device | str = "cpu", checkpoints: int = 10) -> dict[str, RecallRun]:
     """The runs of the recall experiment, each once, with one cell progress bar per run.
 
     One pair (both models: the control that the GRU can learn the format); ``pairs`` pairs for attention,
     for the GRU at two learning rates (the higher one trained ``more_steps`` times longer, with a checkpoint
-    at ``steps``), and for a GRU ``wide`` units wide (the capacity control).
+    at ``steps``), and for a GRU ``wide`` units wide (the capacity control). Held-out accuracy is measured
+    ``checkpoints`` times per ``steps``.
     """
     check_int("more_steps", more_steps, 1, 100)
+    check_int("checkpoints", checkpoints, 1, steps)
     jobs = {"attention, 1 pair": ("attention", 1, steps, 1e-2, 32),
             "GRU, 1 pair": ("GRU", 1, steps, 1e-2, 32),
             f"attention, {pairs} pairs": ("attention", pairs, steps, 1e-2, 32),
@@ -178,7 +180,7 @@ def recall_suite(pairs: int, steps: int, more_steps: int = 4, wide: int = 128, s
     runs = {}
     for name, (model_name, n_pairs, n_steps, lr, width) in jobs.items():
         runs[name] = train(model_name, n_pairs, n_steps, lr, width, seed=seed, device=device,
-                           checkpoints=10 * n_steps // steps, progress=cell_progress.cell_report(name))
+                           checkpoints=checkpoints * n_steps // steps, progress=cell_progress.cell_report(name))
     return runs
 
 
