@@ -125,12 +125,14 @@ def plot_depths(runs: dict[tuple[int, bool], DepthRun], title: str = "Deeper pla
     """Training loss against steps: plain (dashed) and residual (solid), one colour per depth."""
     fig, ax = plotting.figure(title, "training steps", "training loss (nats)")
     depths = sorted({depth for depth, _ in runs})
+    common = min(run.steps[-1] for run in runs.values())          # the budget every run had
     for colour, depth in zip(plotting.PALETTE, depths):
         for residual in (False, True):
             if (depth, residual) in runs:
                 run = runs[(depth, residual)]
+                longer = f", {run.steps[-1] / common:g}x steps" if run.steps[-1] > common else ""
                 ax.plot(run.steps, run.train_loss, "-" if residual else "--", color=colour,
-                        label=f"depth {depth}, {'residual' if residual else 'plain'}")
+                        label=f"depth {depth}, {'residual' if residual else 'plain'}{longer}")
     ax.axhline(CHANCE_LOSS, color="grey", ls=":", lw=1.5, label="chance (ln 10)")
     top = 1.6 * CHANCE_LOSS                                          # the comparison lives below chance
     ax.set_ylim(0, top)
