@@ -49,7 +49,7 @@ cfg = setup("00_start_here")
 # | 01 | [Backpropagation](01_backpropagation.ipynb) | backprop, activations, autodiff | an autodiff engine checked against PyTorch; what backprop costs; dead ReLUs; vanishing and exploding gradients, and whether deep nets then train; clipping and gating |
 # | 02 | [Optimizers](02_optimizers.ipynb) | optimizers and schedules | SGD, momentum, RMSProp, Adam and AdamW from scratch; Adam vs SGD on real data; warmup and schedules |
 # | 03 | [Regularization](03_regularization.ipynb) | regularization | the five levers against overfitting; dropout vs weight decay; early stopping; memorisation of random labels |
-# | 04 | Architecture *(coming)* | attention, CNNs, residuals, norms | attention from scratch and its quadratic cost; residual vs plain deep nets; LayerNorm vs BatchNorm |
+# | 04 | [Architecture](04_architecture.ipynb) | attention, CNNs, residuals, norms | attention from scratch and its quadratic cost; attention vs GRU on recall; CNN vs transformer priors; residual vs plain deep nets; LayerNorm vs BatchNorm |
 # | 05 | Debugging *(coming)* | debugging training failures | planted bugs, each caught by a check from the senior checklist |
 # | 06 | [Calibration](06_calibration.ipynb) | accurate but poorly calibrated | reliability diagrams, ECE, temperature scaling |
 # | 07 | [Inference efficiency](07_inference_efficiency.ipynb) | inference and efficiency | int8 quantization, distillation, pruning, batching and KV caching, timed |
