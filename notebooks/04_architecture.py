@@ -396,9 +396,9 @@ show([{"model": name, "parameters": sum(p.numel() for p in bias.build(name).para
 # examples beats the MLP on 3200. The patch transformer sits in between: it trails the CNN on 400 examples,
 # and scrambling hurts it too, because a patch of four neighbouring samples is only meaningful if neighbours
 # belong together. A "transformer" here is therefore not prior-free: its tokenizer carries the locality
-# assumption, as ViT's image patches do. Across seeds 0–4 (quick | full): the CNN lost 0.23–0.30 | 0.33–0.41,
+# assumption, as ViT's image patches do. Across seeds 0–4 (quick | full): the CNN lost 0.23–0.30 | 0.30–0.41,
 # the transformer 0.10–0.18 | 0.16–0.26, the MLP changed by at most 0.017 | 0.014; the CNN led the transformer on
-# 400 examples by 0.09–0.18 | 0.13–0.19, and the CNN on 400 examples led the MLP on 3200 by 0.11–0.19 | 0.12–0.17.
+# 400 examples by 0.09–0.18 | 0.13–0.19, and the CNN on 400 examples led the MLP on 3200 by 0.11–0.19 | 0.11–0.17.
 
 # %%
 claim("scrambling the input positions costs the CNN accuracy (drop)", cnn_drop, ">", 0.15)
@@ -611,7 +611,7 @@ show([{"normalization": norms.LABEL[n], "batch size": b, "steps": run.steps, "te
 # to 0.030 at full; too thin to claim). Across seeds 0–4 (quick | full): LayerNorm led BatchNorm at batch 2
 # by 0.07–0.11 | 0.12–0.20, no normalization led it by 0.07–0.11 | 0.11–0.16; left in training mode,
 # BatchNorm kept 0.34–0.41 | 0.29–0.35 of its predictions at batch 2 and 0.875–0.895 | 0.87–0.90 at 128; at
-# 128 its accuracy moved by at most 0.021 | 0.017 on i.i.d. test batches and fell by 0.22–0.24 | 0.23–0.26 on
+# 128 its accuracy moved by at most 0.021 | 0.017 on i.i.d. test batches and fell by 0.22–0.24 | 0.22–0.26 on
 # class-sorted ones.
 
 # %%
