@@ -28,6 +28,32 @@ def test_no_cell_bar_outside_a_kernel_or_when_silenced(monkeypatch):
     assert progress.cell_bar() is None
 
 
+def test_cell_report_passes_a_given_report_through_and_is_none_without_bars(monkeypatch):
+    seen = []
+    assert progress.cell_report("training", seen.append) == seen.append
+    monkeypatch.setenv("DL_PROGRESS", "0")
+    assert progress.cell_report("training") is None
+
+
+def test_cell_report_drives_the_cell_bar_as_one_more_run(monkeypatch):
+    class FakeBar:
+        def __init__(self):
+            self.calls = []
+
+        def start_run(self, description):
+            self.calls.append(("start", description))
+
+        def update(self, fraction, detail, force=False):
+            self.calls.append((fraction, detail, force))
+
+    bar = FakeBar()
+    monkeypatch.setattr(progress, "cell_bar", lambda: bar)
+    report = progress.cell_report("CNN on 400 examples")
+    report(0.5)
+    report(1.0)
+    assert bar.calls == [("start", "CNN on 400 examples"), (0.5, "50%", False), (1.0, "100%", True)]
+
+
 def test_time_many_returns_the_fastest_round_for_each_function():
     times = timing.time_many({"small": lambda: torch.ones(10).sum(), "big": lambda: torch.ones(200_000).sum()},
                              rounds=2, min_run_time=0.01)
