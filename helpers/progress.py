@@ -92,6 +92,21 @@ def cell_bar() -> CellBar | None:
     return _bar
 
 
+def cell_report(description: str, report: Report | None = None) -> Report | None:
+    """A report callable for one run of a hand-written training loop: ``report`` if given, else the cell's bar.
+
+    With no ``report`` the run counts as one more run on the running cell's bar (as ``fit`` does), so
+    a loop written outside ``fit`` shows the same progress; ``None`` where bars are off.
+    """
+    if report is not None:
+        return report
+    bar = cell_bar()
+    if bar is None:
+        return None
+    bar.start_run(description)
+    return lambda fraction: bar.update(fraction, f"{min(max(float(fraction), 0.0), 1.0):.0%}", force=fraction >= 1)
+
+
 def share(report: Report | None, start: float, stop: float) -> Report | None:
     """A report callable for one part of a job: fractions in [0, 1] map onto [start, stop] of ``report``.
 

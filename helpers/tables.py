@@ -1,14 +1,19 @@
 """Markdown tables for notebooks: one builder, used for every table a notebook prints."""
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 
 def format_cell(value: Any, digits: int = 3) -> str:
-    """Floats in ``digits`` significant digits; everything else as ``str``."""
+    """Floats in ``digits`` significant digits, words instead of a bare nan or inf; everything else as ``str``."""
     if isinstance(value, bool):
         return str(value)
+    if isinstance(value, float) and math.isnan(value):
+        return "undefined"
+    if isinstance(value, float) and math.isinf(value):
+        return "infinite" if value > 0 else "minus infinite"
     if isinstance(value, float):
         return f"{value:.{digits}g}"
     return str(value)

@@ -37,21 +37,29 @@ def machine_note(device: torch.device | str = "cpu") -> str:
     return f"timed on {device.type} ({what}), torch {torch.__version__}"
 
 
-def time_call(fn: Callable[[], object], min_run_time: float = 0.1) -> float:
-    """Median seconds per call of ``fn()`` after one warm-up call (``torch.utils.benchmark`` blocked autorange)."""
+def time_call(fn: Callable[[], object], min_run_time: float = 0.1,
+              clock: Callable[[], float] | None = None) -> float:
+    """Median seconds per call of ``fn()`` after one warm-up call (``torch.utils.benchmark`` blocked autorange).
+
+    ``clock`` is the timer (default: the wall clock). ``time.thread_time`` counts only the calling thread's
+    CPU time, which other busy processes barely disturb: use it for single-threaded CPU work on a shared
+    machine (it misses time spent in other threads and on a GPU).
+    """
     from torch.utils import benchmark
 
     check_float("min_run_time", min_run_time, 0.0, 10.0, lo_open=True)
     fn()  # warm-up: first calls pay for allocation and kernel selection
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, **({} if clock is None else {"timer": clock}))
     return float(timer.blocked_autorange(min_run_time=min_run_time).median)
 
 
-def time_many(fns: Mapping[str, Callable[[], object]], rounds: int = 3, min_run_time: float = 0.05) -> dict[str, float]:
+def time_many(fns: Mapping[str, Callable[[], object]], rounds: int = 3, min_run_time: float = 0.05,
+              clock: Callable[[], float] | None = None) -> dict[str, float]:
     """Seconds per call of several functions, timed in interleaved rounds (A, B, C, A, B, C, ...).
 
     A change in machine load hits every function alike, and each result is its *fastest* round:
     other processes can only add time, so the least disturbed round best estimates the work's own cost.
+    ``clock`` is passed to :func:`time_call`.
     """
     check_int("rounds", rounds, 1, 50)
     if not fns:
@@ -59,5 +67,39 @@ def time_many(fns: Mapping[str, Callable[[], object]], rounds: int = 3, min_run_
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            samples[name].append(time_call(fn, min_run_time))
+            samples[name].append(time_call(fn, min_run_time, clock))
     return {name: min(values) for name, values in samples.items()}
+
+
+def time_fastest_calls(fns: Mapping[str, Callable[[], object]], rounds: int = 10, burst: int = 3,
+                       device: torch.device | str = "cpu") -> dict[str, float]:
+    """Seconds of the fastest single call of each function, in interleaved rounds (A A A, B B B, A A A, ...).
+
+    In each round every function is called ``burst`` times in a row, so its data is back in the caches (as it
+    is for a model that serves call after call), and the rounds interleave the functions so a change in load
+    hits them all. On the CPU with one torch thread each call is timed by the CPU time of the calling thread:
+    a busy machine takes turns away from a process but does not add to its CPU time, so even a call longer
+    than the scheduler's time slice is measured as it would run on an idle core (wall-clock time instead,
+    with several threads). On CUDA each call is timed by the wall clock between two synchronisations.
+    """
+    import time
+
+    check_int("rounds", rounds, 1, 100_000)
+    check_int("burst", burst, 1, 1000)
+    device = torch.device(device)
+    if not fns:
+        raise ValueError("fns must name at least one function to time")
+    if device.type == "cuda":
+        clock, synchronize = time.perf_counter, torch.cuda.synchronize
+    else:
+        clock, synchronize = (time.thread_time if torch.get_num_threads() == 1 else time.perf_counter), lambda: None
+    fastest = {name: float("inf") for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            for _ in range(burst):
+                synchronize()
+                start = clock()
+                fn()
+                synchronize()
+                fastest[name] = min(fastest[name], clock() - start)
+    return fastest

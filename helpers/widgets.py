@@ -43,6 +43,10 @@ LABELS = {
     "max_batch": "largest batch", "max_wait_ms": "longest wait (ms)", "length": "sequence length",
     "optimizer": "optimizer", "surface": "loss surface", "schedule": "schedule", "seed": "seed",
     "label_smoothing": "label smoothing", "precision": "precision", "log10_h": "log₁₀ step h",
+    "bug": "planted bug", "leak_fraction": "share of validation leaked from training",
+    "shift_size": "extra sensor noise in validation (SD)",
+    "steps": "training steps", "log2_length": "log₂ sequence length", "layers": "layers", "heads": "attention heads",
+    "bytes_per_value": "bytes per value", "pairs": "key-value pairs",
 }
 
 

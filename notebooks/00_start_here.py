@@ -48,12 +48,12 @@ cfg = setup("00_start_here")
 # | 00 | [Start here](00_start_here.ipynb) | what interviews test now | your environment; one end-to-end run |
 # | 01 | [Backpropagation](01_backpropagation.ipynb) | backprop, activations, autodiff | an autodiff engine checked against PyTorch; what backprop costs; dead ReLUs; vanishing and exploding gradients, and whether deep nets then train; clipping and gating |
 # | 02 | [Optimizers](02_optimizers.ipynb) | optimizers and schedules | SGD, momentum, RMSProp, Adam and AdamW from scratch; Adam vs SGD on real data; warmup and schedules |
-# | 03 | [Regularization](03_regularization.ipynb) | regularization | the five levers against overfitting; dropout vs weight decay; early stopping; memorisation of random labels |
-# | 04 | Architecture *(coming)* | attention, CNNs, residuals, norms | attention from scratch and its quadratic cost; residual vs plain deep nets; LayerNorm vs BatchNorm |
-# | 05 | Debugging *(coming)* | debugging training failures | planted bugs, each caught by a check from the senior checklist |
+# | 03 | [Regularization](03_regularization.ipynb) | regularization | the levers against overfitting; dropout vs weight decay; early stopping; memorisation of random labels |
+# | 04 | [Architecture](04_architecture.ipynb) | attention, CNNs vs transformers, residuals, norms | attention from scratch and its quadratic cost; recall with attention vs an RNN; inductive bias; residual vs plain deep nets; LayerNorm vs BatchNorm |
+# | 05 | [Debugging](05_debugging.ipynb) | debugging training failures | planted bugs, each caught by a check from the senior checklist; NaN hunting; leakage, shift and silent preprocessing bugs |
 # | 06 | [Calibration](06_calibration.ipynb) | accurate but poorly calibrated | reliability diagrams, ECE, temperature scaling |
 # | 07 | [Inference efficiency](07_inference_efficiency.ipynb) | inference and efficiency | int8 quantization, distillation, pruning, batching and KV caching, timed |
-# | 08 | Traps and checklist *(coming)* | common traps, prep checklist | a capstone: find a planted data problem, then train, calibrate and shrink a model |
+# | 08 | [Traps and checklist](08_traps_and_checklist.ipynb) | common traps, prep checklist | a capstone: planted data problems found and fixed, the model a product can afford, your interview story |
 #
 # <!-- Markdown table rows cannot be wrapped: # ruff: noqa: E501 -->
 
@@ -102,10 +102,10 @@ mnist1d
 # %% [markdown]
 # **Mechanism.** We train two models with the same optimizer (Adam), learning rate and data: a linear
 # classifier $\mathrm{softmax}(Wx + b)$ — multinomial logistic regression — and an MLP with two hidden
-# layers, $\mathrm{softmax}(W_3\,\mathrm{relu}(W_2\,\mathrm{relu}(W_1 x)))$. `train_linear_and_mlp` wraps
-# the curriculum's single training loop, `helpers.train.fit`, which records loss and accuracy on the
-# training and validation splits before training (epoch 0) and after every epoch. The test split is
-# kept aside until the end.
+# layers, $\mathrm{softmax}(W_3\,\mathrm{relu}(W_2\,\mathrm{relu}(W_1 x + b_1) + b_2) + b_3)$.
+# `train_linear_and_mlp` wraps the curriculum's single training loop, `helpers.train.fit`, which records
+# loss and accuracy on the training and validation splits before training (epoch 0) and after every
+# epoch. The test split is kept aside until the end.
 
 # %%
 from helpers.experiments import nb00_start_here as start
@@ -152,16 +152,18 @@ print({name: round(acc, 3) for name, acc in test_accuracy.items()})
 # 1. *Our linear classifier reproduces the published logistic-regression baseline.* Across seeds 0–4 we
 #    measured 0.29–0.34 test accuracy at both scales, around the paper's 0.32; the band 0.25–0.40 leaves
 #    room on both sides without admitting a model that learned nothing (chance is 0.10).
-# 2. *The MLP beats that baseline clearly.* Across seeds 0–4 the MLP reached 0.56–0.63 at both scales;
-#    requiring at least 0.15 above 0.32 (that is, above 0.47) leaves a margin of about 0.1.
+# 2. *The MLP beats the linear classifier trained here, on the same data and with the same optimizer, by a
+#    clear margin.* The comparison is against our own linear model (the control), not the published number.
+#    Across seeds 0–4 the MLP reached 0.56–0.63 test accuracy and beat the linear model by 0.26–0.33 at
+#    both scales; requiring more than 0.15 leaves a margin of about 0.1.
 
 # %%
 from helpers.claims import claim
 
 claim("a linear classifier lands near the published 32% baseline on MNIST-1D",
       test_accuracy["linear"], "between", (0.25, 0.40))
-claim("an MLP with two hidden layers beats the 32% logistic-regression baseline by more than 15 points",
-      test_accuracy["mlp"] - start.LOGISTIC_REGRESSION_BASELINE, ">", 0.15);
+claim("an MLP with two hidden layers beats the linear classifier trained here (test accuracy difference)",
+      test_accuracy["mlp"] - test_accuracy["linear"], ">", 0.15);
 
 # %% [markdown]
 # **Practical consequence.** Before reaching for a bigger model, fit the simplest one that could work and
@@ -179,9 +181,11 @@ claim("an MLP with two hidden layers beats the 32% logistic-regression baseline 
 # above the figure says what happened.
 #
 # This one trains a small MLP on 1000 MNIST-1D signals for ten epochs each time you release a slider.
-# Try a very small width (4), then a very large learning rate (0.3): what does each do to training and to
-# validation accuracy, and what does the note say? *(If the controls do not appear, make sure the notebook
-# runs in JupyterLab with `ipywidgets` installed — `make lab` sets that up.)*
+# Try a very small width (4), then a large learning rate (0.1) and a very large one (0.3): what does each
+# do to training and to validation accuracy, and what does the note say? A note appears when a run
+# diverges, dies, ends far below the default setting, or leaves most of a hidden layer dead. *(If the
+# controls do not appear, make sure the notebook runs in JupyterLab with `ipywidgets` installed — `make
+# lab` sets that up.)*
 
 # %%
 from helpers.widgets import Slider, explore

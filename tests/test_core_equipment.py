@@ -1,4 +1,7 @@
 """Tests of the small core modules: progress, timing, tables and exercise feedback."""
+import math
+import time
+
 import pytest
 import torch
 
@@ -25,6 +28,32 @@ def test_no_cell_bar_outside_a_kernel_or_when_silenced(monkeypatch):
     assert progress.cell_bar() is None
 
 
+def test_cell_report_passes_a_given_report_through_and_is_none_without_bars(monkeypatch):
+    seen = []
+    assert progress.cell_report("training", seen.append) == seen.append
+    monkeypatch.setenv("DL_PROGRESS", "0")
+    assert progress.cell_report("training") is None
+
+
+def test_cell_report_drives_the_cell_bar_as_one_more_run(monkeypatch):
+    class FakeBar:
+        def __init__(self):
+            self.calls = []
+
+        def start_run(self, description):
+            self.calls.append(("start", description))
+
+        def update(self, fraction, detail, force=False):
+            self.calls.append((fraction, detail, force))
+
+    bar = FakeBar()
+    monkeypatch.setattr(progress, "cell_bar", lambda: bar)
+    report = progress.cell_report("CNN on 400 examples")
+    report(0.5)
+    report(1.0)
+    assert bar.calls == [("start", "CNN on 400 examples"), (0.5, "50%", False), (1.0, "100%", True)]
+
+
 def test_time_many_returns_the_fastest_round_for_each_function():
     times = timing.time_many({"small": lambda: torch.ones(10).sum(), "big": lambda: torch.ones(200_000).sum()},
                              rounds=2, min_run_time=0.01)
@@ -32,6 +61,20 @@ def test_time_many_returns_the_fastest_round_for_each_function():
     assert "vector extensions" in timing.machine_note("cpu")
     with pytest.raises(ValueError, match="fns must name at least one function"):
         timing.time_many({})
+
+
+def test_table_cells_say_undefined_and_infinite_in_words():
+    assert [tables.format_cell(v) for v in (math.nan, math.inf, -math.inf, 0.5)] == [
+        "undefined", "infinite", "minus infinite", "0.5"]
+
+
+def test_time_many_can_count_only_the_calling_threads_cpu_time():
+    def sleep() -> None:
+        time.sleep(0.004)
+
+    wall = timing.time_many({"sleep": sleep}, rounds=1, min_run_time=0.02)["sleep"]
+    cpu = timing.time_many({"sleep": sleep}, rounds=1, min_run_time=0.02, clock=time.thread_time)["sleep"]
+    assert wall >= 0.004 and cpu < 0.002
 
 
 def test_markdown_table_formats_and_checks_columns():
@@ -70,3 +113,31 @@ def test_source_of_shows_whole_functions_and_refuses_builtins():
         source.source_of(len)
     with pytest.raises(ValueError, match="needs at least one"):
         source.show_source()
+
+
+def test_time_fastest_calls_keeps_each_functions_fastest_call():
+    import time
+
+    costs = iter([0.03, 0.01, 0.002, 0.02, 0.04, 0.05, 0.006, 0.004])   # rounds of bursts: a a, b b, a a, b b
+    calls = []
+
+    def work(name):
+        calls.append(name)
+        seconds, start = next(costs), time.thread_time()
+        while time.thread_time() - start < seconds:   # busy: CPU time, which a busy machine cannot inflate
+            pass
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        times = timing.time_fastest_calls({"a": lambda: work("a"), "b": lambda: work("b")}, rounds=2, burst=2)
+    finally:
+        torch.set_num_threads(before)
+    assert calls == ["a", "a", "b", "b", "a", "a", "b", "b"]
+    assert 0.01 <= times["a"] < 0.015 and 0.002 <= times["b"] < 0.004
+    with pytest.raises(ValueError, match="rounds"):
+        timing.time_fastest_calls({"a": lambda: None}, rounds=0)
+    with pytest.raises(ValueError, match="burst"):
+        timing.time_fastest_calls({"a": lambda: None}, burst=0)
+    with pytest.raises(ValueError, match="fns must name at least one function"):
+        timing.time_fastest_calls({})

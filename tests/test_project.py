@@ -16,18 +16,6 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 BIN = Path(sys.executable).parent
-# Modules and scripts still in the layout before helpers/scratch and helpers/experiments; each notebook's
-# migration removes its entries, and this set must be empty when the migration is done.
-NOT_YET_MIGRATED = {
-    # 07_inference_efficiency
-    "helpers/efficiency.py",
-    "helpers/decoding.py",
-    "notebooks/07_inference_efficiency.py",
-    "tests/test_efficiency.py",
-    "tests/test_decoding.py",
-    # end
-}
-NOT_YET_MIGRATED_NOTEBOOKS = {Path(p).stem for p in NOT_YET_MIGRATED if p.startswith("notebooks/")}
 CLEAN_UP = "run `make clean-notebooks` (it strips outputs and widget state and re-syncs the paired scripts)"
 
 
@@ -136,8 +124,6 @@ def prose_in_comments(source: str) -> str | None:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_prose_is_not_hidden_in_code_comments(path):
-    if path.stem in NOT_YET_MIGRATED_NOTEBOOKS:
-        pytest.skip("notebook not yet revised")
     for number, cell in enumerate(notebook_cells(path)):
         if cell["cell_type"] == "code":
             problem = prose_in_comments("".join(cell["source"]))
@@ -150,8 +136,6 @@ PROJECT_TALK = re.compile(r"\b(issues?|reviewers?|in review|specified|nbval|pyte
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_prose_speaks_of_deep_learning_not_of_how_the_project_is_run(path):
-    if path.stem in NOT_YET_MIGRATED_NOTEBOOKS:
-        pytest.skip("notebook not yet revised")
     for number, cell in enumerate(notebook_cells(path)):
         if cell["cell_type"] == "markdown":
             found = PROJECT_TALK.search("".join(cell["source"]))
@@ -178,7 +162,7 @@ SHORT_ALIASES_ALLOWED = {"np", "nn", "plt"}
 
 def python_sources() -> list[Path]:
     found = [*ROOT.glob("helpers/**/*.py"), *ROOT.glob("tests/**/*.py"), *ROOT.glob("notebooks/*.py")]
-    return sorted(p for p in found if p.relative_to(ROOT).as_posix() not in NOT_YET_MIGRATED)
+    return sorted(found)
 
 
 @pytest.mark.parametrize("path", python_sources(), ids=lambda p: p.relative_to(ROOT).as_posix())
@@ -191,8 +175,8 @@ def test_no_cryptic_module_aliases(path):
 
 
 def test_ruff_finds_nothing_in_helpers_tests_tools_and_paired_scripts():
-    result = subprocess.run([str(BIN / "ruff"), "check", "--no-cache", "--extend-exclude", ",".join(NOT_YET_MIGRATED),
-                             "helpers", "tests", "notebooks", "tools"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([str(BIN / "ruff"), "check", "--no-cache", "helpers", "tests", "notebooks", "tools"],
+                            cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
@@ -206,7 +190,7 @@ def test_every_core_module_is_bound_by_the_layer_contract():
     core_contract = config["tool"]["importlinter"]["contracts"][0]
     listed = set(core_contract["source_modules"])
     core = {f"helpers.{p.stem}" for p in (ROOT / "helpers").glob("*.py")
-            if p.stem != "__init__" and f"helpers/{p.name}" not in NOT_YET_MIGRATED}
+            if p.stem != "__init__"}
     assert core == listed, f"pyproject.toml's core contract must list exactly the core modules: {sorted(core ^ listed)}"
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 from torch import nn
@@ -9,7 +10,6 @@ from torch import nn
 from helpers import data, exercises, models, plotting, train
 from helpers.validation import check_float, check_int
 
-LOGISTIC_REGRESSION_BASELINE = 0.32  # MNIST-1D test accuracy reported by Greydanus (2020)
 CHANCE = 0.1                          # ten balanced classes
 
 
@@ -50,20 +50,30 @@ def curves_figure(histories: dict[str, train.History], title: str):
 
 
 TINY_TRAIN, TINY_EPOCHS = 1000, 10
+TINY_DEFAULTS = {"width": 64, "lr": 3e-3}
+FAR_BELOW = 0.1                      # a validation accuracy this far under the default setting's earns a note
 
 
-def tiny_run(width: int = 64, lr: float = 3e-3, seed: int = 0):
-    """Explorer: train a small MLP (two hidden layers) on 1000 MNIST-1D signals for 10 epochs; curves and numbers.
-
-    Small enough to rerun when a slider is released. Accuracy axes always span 0 to 1, so a run at
-    chance reads as a flat line at the bottom, not as noise magnified.
-    """
-    check_int("width", width, 4, 256)
-    check_float("lr", lr, 1e-5, 1.0)
+@lru_cache(maxsize=16)
+def _tiny_training(width: int, lr: float, seed: int) -> tuple[models.MLP, train.History, torch.Tensor]:
+    """The explorer's run for one setting (kept, so the default setting is trained once per seed)."""
     splits = data.mnist1d(n_train=TINY_TRAIN, seed=seed)
     torch.manual_seed(seed)
     model = models.mlp(splits.n_features, 10, width=width, depth=2).to(splits.x_train.device)
     history = train.fit(model, splits, epochs=TINY_EPOCHS, lr=lr, batch_size=100, seed=seed, progress=False)
+    return model, history, splits.x_train
+
+
+def tiny_run(width: int = TINY_DEFAULTS["width"], lr: float = TINY_DEFAULTS["lr"], seed: int = 0):
+    """Explorer: train a small MLP (two hidden layers) on 1000 MNIST-1D signals for 10 epochs; curves and numbers.
+
+    Small enough to rerun when a slider is released. Accuracy axes always span 0 to 1, so a run at
+    chance reads as a flat line at the bottom, not as noise magnified. A note says when the run diverged,
+    died, ended far below the default setting, or left most of a hidden layer dead.
+    """
+    check_int("width", width, 4, 256)
+    check_float("lr", lr, 1e-5, 1.0)
+    model, history, x_train = _tiny_training(width, lr, seed)
     fig = curves_figure({f"width {width}, lr {lr:.0e}": history},
                         title=f"MNIST-1D: a small MLP learning ({TINY_TRAIN} training signals)")
     loss_axis, accuracy_axis = fig.axes
@@ -75,14 +85,34 @@ def tiny_run(width: int = 64, lr: float = 3e-3, seed: int = 0):
     numbers = {"final train accuracy": round(final["train_acc"], 3),
                "final validation accuracy": round(final["val_acc"], 3),
                "train - validation gap": round(final["gap"], 3), "parameters": models.count_parameters(model)}
-    if not all(math.isfinite(v) for v in history.train_loss):
-        numbers["note"] = "Training diverged: the loss became infinite or not a number. Lower the learning rate."
-    elif max(final["train_acc"], final["val_acc"]) < CHANCE + 0.05:
-        silent = [_never_fires(h, splits.x_train) for h in _hidden(model, splits.x_train)]
-        numbers["note"] = (f"The network died: accuracy is at chance ({final['val_acc']:.2f}) on both splits. "
-                           f"{max(silent):.0%} of the units of hidden layer {silent.index(max(silent)) + 1} never "
-                           "fire on any training signal, so no gradient reaches them (notebook 01 explains why).")
+    note = _tiny_note(width, lr, seed, history, [_never_fires(h) for h in _hidden(model, x_train)])
+    if note:
+        numbers["note"] = note
     return fig, numbers
+
+
+def _tiny_note(width: int, lr: float, seed: int, history: train.History, silent: list[float]) -> str | None:
+    """What went wrong in a tiny run, in words, or None when nothing did."""
+    final = history.final()
+    dead_layer = max(range(len(silent)), key=lambda k: silent[k])
+    dead = (f"{silent[dead_layer]:.0%} of the units of hidden layer {dead_layer + 1} never fire on any training "
+            "signal, so no gradient reaches them (notebook 01 explains why).")
+    if not all(math.isfinite(v) for v in history.train_loss):
+        return "Training diverged: the loss became infinite or not a number. Lower the learning rate."
+    if max(final["train_acc"], final["val_acc"]) < CHANCE + 0.05:
+        return f"The network died: accuracy is at chance ({final['val_acc']:.2f}) on both splits. " + dead
+    default = _tiny_training(TINY_DEFAULTS["width"], TINY_DEFAULTS["lr"], seed)[1].final()["val_acc"]
+    notes = []
+    if final["val_acc"] < default - FAR_BELOW:
+        causes = [f"the learning rate is {'above' if lr > TINY_DEFAULTS['lr'] else 'below'} the default "
+                  f"{TINY_DEFAULTS['lr']:g}"] * (lr != TINY_DEFAULTS["lr"])
+        causes += [f"the width is {'above' if width > TINY_DEFAULTS['width'] else 'below'} the default "
+                   f"{TINY_DEFAULTS['width']}"] * (width != TINY_DEFAULTS["width"])
+        notes.append(f"Validation accuracy {final['val_acc']:.2f} is far below the default setting's {default:.2f}"
+                     + (f" ({' and '.join(causes)})." if causes else "."))
+    if silent[dead_layer] > 0.5:
+        notes.append("Most of a layer is dead: " + dead)
+    return " ".join(notes) or None
 
 
 @torch.no_grad()
@@ -90,7 +120,7 @@ def _hidden(model: models.MLP, x: torch.Tensor) -> list[torch.Tensor]:
     return model.forward_with_hidden(x)[1]
 
 
-def _never_fires(h: torch.Tensor, x: torch.Tensor) -> float:
+def _never_fires(h: torch.Tensor) -> float:
     """Fraction of the layer's ReLU units that output 0 for every example."""
     return (h <= 0).all(dim=0).float().mean().item()
 

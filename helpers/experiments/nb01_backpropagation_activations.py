@@ -72,28 +72,32 @@ def linear_collapse_error(depth: int = 10, width: int = 32, seed: int = 0) -> fl
 # --------------------------------------------------------------------------- dead ReLU units
 @torch.no_grad()
 def dead_fraction_per_layer(model: nn.Module, x: torch.Tensor) -> np.ndarray:
-    """Per hidden layer, the fraction of ReLU units whose output is 0 for every example of ``x``."""
+    """Per hidden layer, the fraction of units whose output is never positive on ``x`` (a dead unit, for ReLU)."""
     _, hidden = model.forward_with_hidden(x)
     return np.array([(h <= 0).all(dim=0).float().mean().item() for h in hidden])
 
 
-DEAD_CASES = {"Adam lr 1e-3": (1e-3, None), "Adam lr 1e-2": (1e-2, None),
-              "Adam lr 0.3": (0.3, None), "biases at -3": (1e-3, -3.0)}
+DEAD_CASES = {"Adam lr 1e-3": (1e-3, None, "relu"), "Adam lr 1e-2": (1e-2, None, "relu"),
+              "Adam lr 0.3": (0.3, None, "relu"), "leaky ReLU, Adam lr 0.3": (0.3, None, "leaky_relu"),
+              "biases at -3": (1e-3, -3.0, "relu")}
 
 
 def dead_relu_runs(data: Splits, epochs: int = 3, width: int = 128, seed: int = 0,
-                   cases: dict[str, tuple[float, float | None]] | None = None) -> list[dict[str, Any]]:
-    """Train an MLP with two ReLU hidden layers (He init, Adam) once per case; dead units per layer before and after.
+                   cases: dict[str, tuple[float, float | None, str]] | None = None) -> list[dict[str, Any]]:
+    """Train an MLP with two hidden layers (He init, Adam) once per case; dead units per layer before and after.
 
-    ``cases`` maps a name to (learning rate, bias initialisation or None for zeros); the default is
-    :data:`DEAD_CASES`. Each row holds the dead fractions at initialisation and after training (one value
-    per hidden layer) and the final validation accuracy.
+    ``cases`` maps a name to (learning rate, bias initialisation or None for zeros, activation "relu" or
+    "leaky_relu"); the default is :data:`DEAD_CASES`. Each row holds, per hidden layer, the share of units
+    that are never positive on the training set at initialisation and after training (for leaky ReLU such
+    units still pass a gradient), and the final validation accuracy.
     """
     check_int("epochs", epochs, 1, 100)
     rows = []
-    for name, (lr, bias) in (cases or DEAD_CASES).items():
+    for name, (lr, bias, activation) in (cases or DEAD_CASES).items():
+        check_choice("activation", activation, ("relu", "leaky_relu"))
         torch.manual_seed(seed)
-        model = mlp(data.n_features, data.n_classes, width=width, depth=2, init="he").to(data.x_train.device)
+        model = mlp(data.n_features, data.n_classes, width=width, depth=2, activation=activation,
+                    init="he").to(data.x_train.device)
         if bias is not None:
             with torch.no_grad():
                 for block in model.blocks:
@@ -108,8 +112,8 @@ def dead_relu_runs(data: Splits, epochs: int = 3, width: int = 128, seed: int = 
 def dead_units_figure(rows: Sequence[dict[str, Any]], epochs: int):
     """Per case, bars of each layer's dead fraction at initialisation and after training, values printed."""
     fig, ax = plotting.figure(f"Dead ReLU units per layer, at initialisation and after {epochs} epochs",
-                              "training set-up (final validation accuracy)", "units that never fire (fraction)",
-                              figsize=(8.0, 3.8))
+                              "training set-up (final validation accuracy)",
+                              "units never positive on any input (fraction)", figsize=(9.5, 3.8))
     n_layers = len(rows[0]["dead at init"])
     bars = [(when, layer) for layer in range(n_layers) for when in ("dead at init", "dead after training")]
     width = 0.8 / len(bars)
@@ -123,7 +127,9 @@ def dead_units_figure(rows: Sequence[dict[str, Any]], epochs: int):
             ax.text(x, v + 0.02, f"{v:.0%}", ha="center", va="bottom", fontsize=7)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_ylim(-0.02, 1.12)
-    ax.set_xticks(range(len(rows)), [f"{row['case']}\n(val {row['validation accuracy']:.2f})" for row in rows])
+    names = [row["case"].replace(", ", ",\n") for row in rows]           # "leaky ReLU,\nAdam lr 0.3"
+    labels = [f"{name}\n(val {row['validation accuracy']:.2f})" for name, row in zip(names, rows)]
+    ax.set_xticks(range(len(rows)), labels, fontsize=8)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return fig
 

@@ -1,29 +1,24 @@
-"""Notebook 01, sections 1-3: the autodiff engine checked, finite differences, forward vs reverse mode, and
-what the backward pass costs in time and memory.
+"""Notebook 01, sections 1-2: the autodiff engine checked against torch, how autograd behaves, finite
+differences and gradient checking, and the exercise checkers.
 
 The science lives in :mod:`helpers.scratch.autodiff` (the scalar engine) and :mod:`helpers.scratch.backprop`
-(manual backward, finite differences, custom autograd functions); this module runs, times and draws them.
+(manual backward, finite differences, custom autograd functions); this module runs and draws them. What a
+gradient costs is measured in :mod:`helpers.experiments.nb01_backpropagation_cost`.
 """
 from __future__ import annotations
 
 import math
 import random
-import time
-import warnings
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from helpers import exercises, plotting
-from helpers.config import one_thread
 from helpers.scratch.autodiff import Value, topological_order
 from helpers.scratch.backprop import central_difference, mlp_loss, toy_loss
-from helpers.timing import time_many
 from helpers.validation import check_choice, check_float, check_int
 
 
@@ -163,6 +158,53 @@ def compare_gradients(manual: dict[str, torch.Tensor], reference: dict[str, torc
     return rows
 
 
+# --------------------------------------------------------------------------- how autograd behaves
+def autograd_behaviours(seed: int = 0) -> dict[str, float | str]:
+    """Four behaviours of ``torch.autograd`` that interviewers ask about, each measured on a small example.
+
+    * ``.grad`` accumulates: a second ``backward()`` without zeroing adds the same gradient again (ratio
+      2), and four micro-batches whose losses are divided by 4 add up to the full batch's gradient.
+    * An in-place change to a tensor that autograd saved for backward makes ``backward()`` fail.
+    * ``detach()`` cuts a path: d(a * a.detach())/da is a, not 2a.
+    * ReLU at exactly 0 gets slope 0 (a subgradient); exact zeros are rare in float32 pre-activations.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    w = torch.randn(5, dtype=torch.float64, generator=generator, requires_grad=True)
+    x = torch.randn(64, 5, dtype=torch.float64, generator=generator)
+
+    def loss(batch: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(batch @ w).square().mean()
+
+    loss(x).backward()
+    once = w.grad.clone()
+    loss(x).backward()                                             # no zero_grad in between
+    twice = w.grad.clone()
+    w.grad = None
+    for micro_batch in x.chunk(4):
+        (loss(micro_batch) / 4).backward()                         # gradient accumulation
+    accumulated = w.grad.clone()
+
+    a = torch.randn(3, generator=generator, requires_grad=True)
+    saved = torch.sigmoid(a)                                       # sigmoid keeps its output for backward
+    saved.mul_(2)
+    try:
+        saved.sum().backward()
+        in_place = "no error"
+    except RuntimeError as error:
+        in_place = str(error).split(":")[0]
+
+    b = torch.tensor(3.0, requires_grad=True)
+    (b * b.detach()).backward()
+    zero = torch.zeros((), requires_grad=True)
+    torch.relu(zero).backward()
+    pre_activations = torch.randn(256, 40, generator=generator) @ torch.randn(40, 1000, generator=generator)
+    return {"second backward / first": (twice / once).mean().item(),
+            "4 micro-batches vs full batch (max |diff|)": (accumulated - once).abs().max().item(),
+            "in-place change of a saved tensor": in_place,
+            "d(b * b.detach())/db at b = 3": b.grad.item(), "ReLU slope at exactly 0": zero.grad.item(),
+            "share of pre-activations exactly 0": (pre_activations == 0).double().mean().item()}
+
+
 # --------------------------------------------------------------------------- finite differences
 def _toy_problem(n_params: int, seed: int) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor, torch.Tensor]:
     """The toy loss, a float64 point and its exact (autodiff) gradient there."""
@@ -201,77 +243,6 @@ def share_of_steps_lost(h: float, dtype: str = "float32", n_params: int = 40, se
     return ((w + h) == w).double().mean().item()
 
 
-def finite_difference_cost(param_counts: Sequence[int], seed: int = 0, rounds: int = 2) -> dict[str, np.ndarray]:
-    """Loss evaluations and seconds for one full gradient: finite differences against reverse-mode autodiff.
-
-    Evaluations are counted by a wrapper around the loss. Times are taken on one CPU thread after a
-    warm-up, the two methods alternating for ``rounds`` rounds; each keeps its fastest round (load from
-    other processes only ever adds time).
-    """
-    check_int("rounds", rounds, 1, 20)
-    for n in param_counts:
-        check_int("param_counts", n, 4, 20_000)
-    rows: dict[str, list] = {"params": [], "fd_evals": [], "ad_evals": [], "fd_seconds": [], "ad_seconds": []}
-    with one_thread():
-        for n in param_counts:
-            loss, w, _ = _toy_problem(n, seed)
-            calls = [0]
-
-            def counted(v: torch.Tensor, loss=loss, calls=calls) -> torch.Tensor:
-                calls[0] += 1
-                return loss(v)
-
-            def by_autodiff(counted=counted, w=w) -> None:
-                leaf = w.clone().requires_grad_()
-                counted(leaf).backward()
-
-            def by_differences(counted=counted, w=w) -> None:
-                central_difference(counted, w, 1e-5)
-
-            by_autodiff()
-            evals, seconds = {}, {"fd": [], "ad": []}
-            for _ in range(rounds):
-                for name, method in (("fd", by_differences), ("ad", by_autodiff)):
-                    calls[0], start = 0, time.perf_counter()
-                    method()
-                    seconds[name].append(time.perf_counter() - start)
-                    evals[name] = calls[0]
-            for key, value in (("params", len(w)), ("fd_evals", evals["fd"]), ("ad_evals", evals["ad"]),
-                               ("fd_seconds", min(seconds["fd"])), ("ad_seconds", min(seconds["ad"]))):
-                rows[key].append(value)
-    result = {key: np.array(values) for key, values in rows.items()}
-    result["time_ratio"] = result["fd_seconds"] / result["ad_seconds"]
-    return result
-
-
-def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
-    """Least-squares slope of log y against log x (1: y grows in proportion to x)."""
-    log_x, log_y = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
-    if len(log_x) < 2 or not np.all(np.isfinite(log_x)) or not np.all(np.isfinite(log_y)):
-        raise ValueError("x and y must hold at least two positive numbers each")
-    return float(np.polyfit(log_x, log_y, 1)[0])
-
-
-def _integer_log_axis(ax, values: Sequence[int]) -> None:
-    ax.set_xscale("log")
-    ax.set_xticks(list(values), [str(int(v)) for v in values], rotation=45)
-    ax.minorticks_off()
-
-
-def cost_figure(cost: dict[str, np.ndarray], device: str = "cpu"):
-    """Loss evaluations and milliseconds per full gradient against the parameter count, both methods."""
-    fig, (left, right) = plotting.figure("Cost of one full gradient", "number of parameters (log scale)",
-                                         "loss evaluations per gradient (log scale)", ncols=2)
-    right.set_ylabel(f"ms per gradient ({device}, 1 thread, log scale)")
-    for ax, key, scale in ((left, "evals", 1.0), (right, "seconds", 1e3)):
-        ax.plot(cost["params"], cost[f"fd_{key}"] * scale, "o-", label="finite differences")
-        ax.plot(cost["params"], cost[f"ad_{key}"] * scale, "s-", label="autodiff (forward + backward)")
-        ax.set_yscale("log")
-        _integer_log_axis(ax, cost["params"])
-    right.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    return fig
-
-
 def run_gradcheck(fn: Callable[[torch.Tensor], torch.Tensor], n: int = 6, seed: int = 0) -> bool:
     """``torch.autograd.gradcheck`` of ``fn`` at a random float64 vector: True when its backward is right."""
     check_int("n", n, 1, 1000)
@@ -307,143 +278,6 @@ def finite_difference_explorer(log10_h: float = -5.0, precision: str = "float64"
         numbers["note"] = (f"w + h rounds back to w in {precision} for {lost:.0%} of the parameters: those "
                            "two evaluations are identical, so their derivative estimate is exactly 0.")
     return fig, numbers
-
-
-# --------------------------------------------------------------------------- forward mode against reverse mode
-def scalar_loss_of_inputs(n: int, seed: int = 0) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A scalar function of ``n`` inputs, ``sum(tanh(A x))^2 / 64`` with a fixed random ``A`` of shape (64, n)."""
-    check_int("n", n, 1, 100_000)
-    a = torch.randn(64, n, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)) / math.sqrt(n)
-    return lambda x: torch.tanh(a @ x).sum() ** 2 / 64
-
-
-def _first_forward_mode_call(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> None:
-    """The first forward-mode call of a session, with one known warning silenced.
-
-    PyTorch's forward-mode AD loads its decompositions on first use by compiling them with
-    ``torch.jit.script``, which torch 2.13 reports as deprecated (18 DeprecationWarnings that concern
-    PyTorch's internals, not this code). They are silenced for that one call only.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=DeprecationWarning)
-        torch.func.jvp(f, (x,), (torch.ones_like(x),))
-
-
-def forward_vs_reverse(n: int, seed: int = 0, rounds: int = 2) -> dict[str, float]:
-    """The full gradient of a scalar function of ``n`` inputs by reverse mode (one ``vjp``) and forward mode.
-
-    Forward mode needs one ``jvp`` per input direction (a basis vector), reverse mode one ``vjp`` for the
-    whole gradient. Returns the counted passes, the largest |difference| and the seconds per gradient.
-    """
-    check_int("n", n, 1, 4096)
-    check_int("rounds", rounds, 1, 20)
-    f = scalar_loss_of_inputs(n, seed)
-    x = torch.randn(n, dtype=torch.float64, generator=torch.Generator().manual_seed(seed + 1))
-    basis = torch.eye(n, dtype=x.dtype)
-    passes = {"forward": 0, "reverse": 0}
-
-    def reverse() -> torch.Tensor:
-        _, pullback = torch.func.vjp(f, x)
-        passes["reverse"] += 1
-        return pullback(torch.ones((), dtype=x.dtype))[0]
-
-    def forward() -> torch.Tensor:
-        grad = torch.empty(n, dtype=x.dtype)
-        for i in range(n):
-            grad[i] = torch.func.jvp(f, (x,), (basis[i],))[1]
-            passes["forward"] += 1
-        return grad
-
-    _first_forward_mode_call(f, x)
-    grads = {}
-    for name, method in (("reverse", reverse), ("forward", forward)):
-        passes[name] = 0
-        grads[name] = method()
-    counted = dict(passes)
-    with one_thread():
-        seconds = time_many({"reverse": reverse, "forward": forward}, rounds=rounds, min_run_time=0.01)
-    return {"n": n, "reverse passes": counted["reverse"], "forward passes": counted["forward"],
-            "max |difference|": (grads["reverse"] - grads["forward"]).abs().max().item(),
-            "reverse ms": seconds["reverse"] * 1e3, "forward ms": seconds["forward"] * 1e3}
-
-
-def modes_figure(modes: Sequence[dict[str, float]], device: str = "cpu"):
-    """Milliseconds per full gradient against the number of inputs: forward mode (n jvp) and reverse mode (1 vjp)."""
-    sizes = [m["n"] for m in modes]
-    fig, ax = plotting.figure("Full gradient of a scalar loss: forward against reverse mode",
-                              "number of inputs n (log scale)", f"ms per gradient ({device}, 1 thread, log scale)")
-    ax.plot(sizes, [m["forward ms"] for m in modes], "o-", label="forward mode (n jvp passes)")
-    ax.plot(sizes, [m["reverse ms"] for m in modes], "s-", label="reverse mode (1 vjp pass)")
-    ax.set_yscale("log")
-    _integer_log_axis(ax, sizes)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    return fig
-
-
-# --------------------------------------------------------------------------- what the backward pass costs
-def deep_tanh_stack(depth: int, width: int, seed: int = 0, device: torch.device | str = "cpu") -> nn.Sequential:
-    """``depth`` blocks of Linear(width, width) + tanh: a plain deep network to time and measure."""
-    check_int("depth", depth, 2, 64)
-    check_int("width", width, 8, 2048)
-    torch.manual_seed(seed)
-    return nn.Sequential(*[nn.Sequential(nn.Linear(width, width), nn.Tanh()) for _ in range(depth)]).to(device)
-
-
-def run_blocks(blocks: nn.Sequential, x: torch.Tensor, segments: int = 0) -> torch.Tensor:
-    """Forward through ``blocks``; with ``segments`` > 0 each of that many runs of blocks is checkpointed.
-
-    A checkpointed segment keeps only its input for the backward pass and recomputes its activations
-    when the backward pass reaches it (``torch.utils.checkpoint``).
-    """
-    check_int("segments", segments, 0, len(blocks))
-    if segments == 0:
-        return blocks(x)
-    bounds = np.linspace(0, len(blocks), segments + 1).round().astype(int)
-    for start, stop in zip(bounds[:-1], bounds[1:]):
-        x = checkpoint(blocks[start:stop], x, use_reentrant=False)
-    return x
-
-
-def bytes_kept_for_backward(blocks: nn.Sequential, x: torch.Tensor, segments: int = 0) -> int:
-    """Bytes of activations the forward pass keeps alive for the backward pass (parameters not counted).
-
-    Counted with ``torch.autograd.graph.saved_tensors_hooks``: every tensor autograd saves passes
-    through the hook; each distinct storage that is not a parameter is counted once.
-    """
-    parameters = {p.untyped_storage().data_ptr() for p in blocks.parameters()}
-    kept: dict[int, int] = {}
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in parameters:
-            kept[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        out = run_blocks(blocks, x, segments)
-    out.sum().backward()
-    return sum(kept.values())
-
-
-def backward_cost(depth: int = 16, width: int = 256, batch: int = 128, segments: int = 4, seed: int = 0,
-                  device: torch.device | str = "cpu", rounds: int = 2) -> dict[str, float]:
-    """Time and memory of the backward pass of a deep tanh stack, with and without activation checkpointing.
-
-    Returns seconds for a forward pass (autograd recording), forward + backward, and forward + backward
-    with ``segments`` checkpointed segments, and the bytes of activations kept for backward either way.
-    """
-    check_int("batch", batch, 1, 4096)
-    check_int("segments", segments, 1, depth)
-    blocks = deep_tanh_stack(depth, width, seed, device)
-    x = torch.randn(batch, width, generator=torch.Generator().manual_seed(seed)).to(device).requires_grad_()
-    seconds = time_many({"forward": lambda: run_blocks(blocks, x),
-                         "forward + backward": lambda: run_blocks(blocks, x).sum().backward(),
-                         "checkpointed": lambda: run_blocks(blocks, x, segments).sum().backward()},
-                        rounds=rounds, min_run_time=0.03)
-    return {"forward s": seconds["forward"], "forward + backward s": seconds["forward + backward"],
-            "checkpointed s": seconds["checkpointed"], "bytes kept": bytes_kept_for_backward(blocks, x),
-            "bytes kept checkpointed": bytes_kept_for_backward(blocks, x, segments),
-            "bytes per activation": batch * width * x.element_size()}
 
 
 # --------------------------------------------------------------------------- exercise checkers

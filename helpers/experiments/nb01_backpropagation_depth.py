@@ -6,6 +6,7 @@ deep networks with SGD and Adam; and the gradient-flow explorer.
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -151,14 +152,43 @@ def per_layer_figure(values: dict[str, Sequence[float]], title: str, ylabel: str
     from matplotlib.ticker import MaxNLocator
 
     fig, ax = plotting.figure(title, "layer (1 = input side)", ylabel, figsize=(7.4, 3.8))
-    for k, (name, v) in enumerate(values.items()):     # markers and dashes keep overlapping lines apart
-        ax.plot(range(1, len(v) + 1), v, marker="osD^vx"[k % 6], ls="-" if k % 2 == 0 else "--", ms=4, label=name)
+    _draw_per_layer(ax, values)
     if log:
         ax.set_yscale("log")
     if reference is not None:
         ax.axhline(reference, color="black", ls=":", lw=1, label=reference_label)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
+    return fig
+
+
+def _draw_per_layer(ax, values: dict[str, Sequence[float]]) -> None:
+    """One line per setting; hollow markers that shrink from one setting to the next, so lines that lie on
+    top of each other still show every marker (as concentric shapes)."""
+    for k, (name, v) in enumerate(values.items()):
+        ax.plot(range(1, len(v) + 1), v, marker="osD^vx"[k % 6], ls="-" if k % 2 == 0 else "--",
+                ms=max(9 - 1.2 * k, 3), mfc="none", mew=1.3, label=name)
+
+
+def flow_figure(norms: dict[str, Sequence[float]], depth: int, width: int):
+    """Per-layer gradient norms at initialisation: raw on a log axis (left), and divided by the last layer's
+    norm on an axis from 0.1 to 10 (right), where the settings that keep the gradient balanced separate."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (raw, relative) = plotting.figure(f"Gradient norm per layer at initialisation ({depth} layers, width {width})",
+                                           "layer (1 = input side)", "||dLoss/dh_l|| (log scale)", ncols=2,
+                                           figsize=(11.0, 4.0))
+    _draw_per_layer(raw, norms)
+    _draw_per_layer(relative, {name: np.asarray(v) / v[-1] for name, v in norms.items()})
+    relative.axhline(1.0, color="black", ls=":", lw=1, label="no change from the last layer")
+    relative.set_ylim(0.1, 10)
+    relative.set_ylabel("||dLoss/dh_l|| / last layer's (log scale)")
+    raw.set_title("all settings", fontsize=10)
+    relative.set_title("zoom: relative to the last layer, 0.1 to 10", fontsize=10)
+    for ax in (raw, relative):
+        ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    relative.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
     return fig
 
 
@@ -215,19 +245,20 @@ def update_ratio_profile(data: Splits, activation: str, init: str, depth: int = 
 
 
 # --------------------------------------------------------------------------- from initialisation to training
-def adam_first_step(data: Splits, activation: str, init: str, depth: int = 20, width: int = 128,
-                    eps: float = 1e-8, seed: int = 0) -> np.ndarray:
-    """Per hidden layer, the median size of Adam's first step in units of the learning rate.
+@torch.no_grad()
+def forward_spread(data: Splits, activation: str, init: str, depth: int = 20, width: int = 128,
+                   seed: int = 0) -> np.ndarray:
+    """Per hidden layer of a fresh network, how much its features vary across the training inputs.
 
-    Adam's first step is lr * g / (|g| + eps) for each weight (its moment estimates are g and g^2):
-    about lr when |g| >> eps whatever the gradient's scale, and lr * |g| / eps when |g| << eps.
+    For each feature: its standard deviation over the inputs divided by the size of its mean (float32,
+    the training precision); the layer's value is the median over features. Near float32's resolution
+    (about 1e-7) the layer's output no longer carries the input: every input gives the same numbers up
+    to rounding.
     """
-    check_float("eps", eps, 0.0, 1.0, lo_open=True)
     torch.manual_seed(seed)
     model = flow_model(data.n_features, data.n_classes, depth, width, activation, init).to(data.x_train.device)
-    nn.functional.cross_entropy(model(data.x_train[:256]), data.y_train[:256]).backward()
-    weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear)][:-1]
-    return np.array([(w.grad.abs() / (w.grad.abs() + eps)).median().item() for w in weights])
+    _, hidden = model.forward_with_hidden(data.x_train)
+    return np.array([(h.std(0) / h.mean(0).abs().clamp_min(FLOAT32_TINY)).median().item() for h in hidden])
 
 
 TRAINING_SETTINGS = {"sigmoid + Xavier": dict(activation="sigmoid", init="xavier"),
@@ -238,56 +269,96 @@ TRAINING_SETTINGS = {"sigmoid + Xavier": dict(activation="sigmoid", init="xavier
 
 def training_table(data: Splits, depth: int = 20, width: int = 128, epochs: int = 10, sgd_lr: float = 0.05,
                    adam_lr: float = 1e-3, seed: int = 0, settings: dict[str, dict[str, Any]] | None = None,
-                   adam_settings: Sequence[str] = ("sigmoid + Xavier", "ReLU + Xavier", "ReLU + He")) -> dict:
-    """Train each deep network of ``settings`` with plain SGD, and those named in ``adam_settings`` with Adam.
+                   adam_settings: Sequence[str] = ("sigmoid + Xavier", "ReLU + Xavier", "ReLU + He"),
+                   tiny_eps_settings: Sequence[str] = ("sigmoid + Xavier",)) -> dict:
+    """Train each deep network of ``settings`` with plain SGD, those in ``adam_settings`` with Adam, and those in
+    ``tiny_eps_settings`` also with Adam at eps = 1e-30 (the control: eps can then never limit a step).
 
-    Returns ``{(setting, optimizer): History}``; every run starts from the same initial weights per setting.
+    Returns ``{(setting, optimizer): History}`` with optimizer "sgd", "adam" or "adam, eps 1e-30"; every run
+    starts from the same initial weights per setting.
     """
     check_int("epochs", epochs, 1, 200)
     histories = {}
     for name, kwargs in (settings or TRAINING_SETTINGS).items():
-        for optimizer, lr in (("sgd", sgd_lr), ("adam", adam_lr)):
-            if optimizer == "adam" and name not in adam_settings:
-                continue
+        runs = [("sgd", 1e-8)] + [("adam", 1e-8)] * (name in adam_settings) + [("adam", 1e-30)] * (
+            name in tiny_eps_settings)
+        for optimizer, eps in runs:
             torch.manual_seed(seed)
-            model = flow_model(data.n_features, data.n_classes, depth, width, **kwargs)
-            histories[(name, optimizer)] = fit(model.to(data.x_train.device), data, epochs=epochs, lr=lr,
-                                               optimizer=optimizer, batch_size=128, seed=seed, progress=False)
+            model = flow_model(data.n_features, data.n_classes, depth, width, **kwargs).to(data.x_train.device)
+            opt = torch.optim.Adam(model.parameters(), lr=adam_lr, eps=eps) if optimizer == "adam" else None
+            label = optimizer if eps == 1e-8 else f"{optimizer}, eps {eps:g}"
+            histories[(name, label)] = fit(model, data, epochs=epochs, lr=sgd_lr, optimizer="sgd", opt=opt,
+                                           batch_size=128, seed=seed, progress=False)
     return histories
+
+
+def _backward_in(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype,
+                 scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A copy of ``model`` run forward and backward in ``dtype`` with the loss multiplied by ``scale``.
+
+    Returns the weight gradients divided by ``scale`` in float32 (one flat vector) and every hidden unit's
+    ReLU decision (output > 0) for every example.
+    """
+    twin = copy.deepcopy(model).to(dtype)
+    logits, hidden = twin.forward_with_hidden(x.to(dtype))
+    (nn.functional.cross_entropy(logits.float(), y) * scale).backward()
+    gradient = torch.cat([p.grad.float().flatten() / scale for p in twin.parameters() if p.dim() > 1])
+    return gradient, torch.cat([(h > 0).flatten() for h in hidden])
 
 
 def low_precision_gradients(data: Splits, depth: int = 20, width: int = 128, activation: str = "relu",
                             init: str = "xavier", batch: int = 256, seed: int = 0) -> dict[str, dict[str, float]]:
     """The backward pass of one fresh deep MLP in float32, float16 (plain and loss-scaled) and bfloat16.
 
-    For each format: the share of weight-gradient entries that are non-zero in float32 but exactly 0
-    (underflow), the share that overflowed, and the relative error of the whole gradient against float32.
-    Loss scaling multiplies the loss by S before backward and divides the gradients by S in float32.
+    For each format, against float32: the share of weight-gradient entries that became exactly 0, the
+    share that went the other way (0 in float32, non-zero here; both as a share of float32's non-zero
+    entries), the share of ReLU decisions (unit x example) that rounding flipped, the share of entries
+    that overflowed, and the relative error of the whole gradient. Underflow only ever makes zeros;
+    a flipped ReLU decision makes zeros and non-zeros alike. Loss scaling multiplies the loss by S
+    before backward and divides the gradients by S in float32.
     """
     check_int("batch", batch, 1, len(data.x_train))
     torch.manual_seed(seed)
     model = flow_model(data.n_features, data.n_classes, depth, width, activation, init).to(data.x_train.device)
     x, y = data.x_train[:batch], data.y_train[:batch]
-
-    def gradient(dtype: torch.dtype, scale: float = 1.0) -> torch.Tensor:
-        copy = flow_model(data.n_features, data.n_classes, depth, width, activation, init).to(x.device)
-        copy.load_state_dict(model.state_dict())
-        copy.to(dtype)
-        loss = nn.functional.cross_entropy(copy(x.to(dtype)).float(), y)
-        (loss * scale).backward()
-        return torch.cat([p.grad.float().flatten() / scale for p in copy.parameters() if p.dim() > 1])
-
-    reference = gradient(torch.float32)
+    reference, reference_masks = _backward_in(model, x, y, torch.float32)
     nonzero = reference != 0
     results = {}
     for name, dtype, scale in (("float16", torch.float16, 1.0), ("float16, loss x 2^10", torch.float16, 2.0**10),
                                ("bfloat16", torch.bfloat16, 1.0)):
-        g = gradient(dtype, scale)
+        g, masks = _backward_in(model, x, y, dtype, scale)
         finite = torch.isfinite(g)
-        results[name] = {"underflowed": (((g == 0) & nonzero).sum() / nonzero.sum()).item(),
+        results[name] = {"became 0": (((g == 0) & nonzero).sum() / nonzero.sum()).item(),
+                         "became non-zero": (((g != 0) & ~nonzero).sum() / nonzero.sum()).item(),
+                         "ReLU decisions flipped": (masks != reference_masks).float().mean().item(),
                          "overflowed": (~finite).float().mean().item(),
                          "relative error": ((torch.where(finite, g, 0.0) - reference).norm() / reference.norm()).item()}
     return results
+
+
+def dynamic_loss_scaling(data: Splits, depth: int = 20, width: int = 128, activation: str = "relu",
+                         init: str = "xavier", batch: int = 256, start: float = 2.0**27, seed: int = 0
+                         ) -> tuple[list[dict[str, Any]], float]:
+    """Dynamic loss scaling's back-off, as ``torch.amp.GradScaler`` does it, on one float16 backward pass.
+
+    Start at scale ``start``; while the gradient holds an inf or NaN, skip the step and halve the scale.
+    Returns one row per try (the scale, whether the gradient overflowed, what the scaler does) and the
+    share of gradient entries that became 0 at the scale finally used.
+    """
+    check_float("start", start, 1.0, 2.0**40)
+    torch.manual_seed(seed)
+    model = flow_model(data.n_features, data.n_classes, depth, width, activation, init).to(data.x_train.device)
+    x, y = data.x_train[:batch], data.y_train[:batch]
+    nonzero = _backward_in(model, x, y, torch.float32)[0] != 0
+    rows, scale = [], start
+    while True:
+        g = _backward_in(model, x, y, torch.float16, scale)[0]
+        overflowed = not torch.isfinite(g).all().item()
+        rows.append({"loss scale": scale, "inf or NaN in the gradient": overflowed,
+                     "scaler": "skip the step, halve the scale" if overflowed else "take the step"})
+        if not overflowed or scale <= 1.0:
+            return rows, (((g == 0) & nonzero).sum() / nonzero.sum()).item()
+        scale /= 2
 
 
 # --------------------------------------------------------------------------- the explorer

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from helpers import exercises, models, plotting, train
 from helpers import data as datasets
+from helpers import exercises, models, plotting, train
 from helpers.progress import Report, share
 from helpers.scratch import calibration, regularizers
 from helpers.validation import check_choice, check_float, check_int

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from helpers import exercises, models, plotting, train
 from helpers import data as datasets
+from helpers import exercises, models, plotting, train
 from helpers.scratch import calibration, regularizers
 from helpers.validation import check_float, check_int
 

@@ -300,6 +300,58 @@ def coverage_accuracy(probs: torch.Tensor, labels: torch.Tensor, thresholds: Seq
     return {"threshold": ts, "coverage": covered / keep.shape[1], "accuracy": accuracy, "confidence": mean_confidence}
 
 
+def decision_cost(confidence: torch.Tensor, correct: torch.Tensor, threshold: float, review_cost: float) -> float:
+    """Mean cost per case of "act when confidence >= threshold, else send to review": a wrong action costs 1,
+    a review costs ``review_cost``, a right action nothing."""
+    scratch.check_forecasts(confidence, correct)
+    check_float("review_cost", review_cost, 0.0, 1.0)
+    act = (confidence.double() >= threshold).double()                       # (n,) 1 = acted on
+    return float((act * (1 - correct) + (1 - act) * review_cost).mean())
+
+
+def tuned_threshold(confidence: torch.Tensor, correct: torch.Tensor, review_cost: float) -> float:
+    """The threshold with the lowest :func:`decision_cost` on these (validation) forecasts, searched over
+    their own confidences and "act on nothing"."""
+    candidates = torch.cat([confidence.double().unique(), torch.tensor([1.5], dtype=torch.float64)])
+    costs = [decision_cost(confidence, correct, float(t), review_cost) for t in candidates]
+    return float(candidates[int(np.argmin(costs))])
+
+
+def cost_study(run: Calibrated, review_costs: Sequence[float]) -> list[dict]:
+    """Per review cost r: the test cost of acting at the Bayes threshold 1 - r (right only for calibrated
+    probabilities) before and after temperature scaling, against the unscaled model with a threshold
+    tuned on validation (the control) and against reviewing every case (cost r)."""
+    if not 1 <= len(review_costs) <= 20:
+        raise ValueError(f"review_costs must hold 1 to 20 values, got {len(review_costs)}")
+    pairs = {name: (scratch.top_label((run.val_logits.double() / t).softmax(-1), run.val_labels),
+                    scratch.top_label((run.test_logits.double() / t).softmax(-1), run.test_labels))
+             for name, t in (("before", 1.0), ("after", run.temperature))}
+    rows = []
+    for r in review_costs:
+        check_float("review_cost", r, 0.01, 0.99)
+        bayes = 1 - r                                                       # act iff (1 - p) * 1 < r
+        tuned = tuned_threshold(*pairs["before"][0], r)
+        rows.append({"review cost": r, "Bayes threshold 1 - r": bayes,
+                     "before scaling, at 1 - r": decision_cost(*pairs["before"][1], bayes, r),
+                     "after scaling, at 1 - r": decision_cost(*pairs["after"][1], bayes, r),
+                     "before scaling, threshold tuned on validation": decision_cost(*pairs["before"][1], tuned, r),
+                     "tuned threshold": tuned if tuned <= 1 else "none: review all", "review every case": r})
+    return rows
+
+
+def confidence_auroc(confidence: torch.Tensor, correct: torch.Tensor) -> float:
+    """How well confidence ranks right above wrong predictions: the probability that a random right one
+    is more confident than a random wrong one (ties count half; Mann-Whitney)."""
+    scratch.check_forecasts(confidence, correct)
+    right, wrong = confidence[correct == 1].double(), confidence[correct == 0].double()
+    if len(right) == 0 or len(wrong) == 0:
+        return math.nan
+    wrong = wrong.sort().values
+    below = torch.searchsorted(wrong, right, right=False).double()          # (right,) wrong ones strictly lower
+    tied = torch.searchsorted(wrong, right, right=True).double() - below    # (right,) wrong ones equal
+    return float((below + 0.5 * tied).mean() / len(wrong))
+
+
 # ----------------------------------------------------------------------------- how far to trust an ECE number
 def synthetic_forecasts(n: int, n_classes: int = 10, spread: float = 2.0, sharpen: float = 1.0,
                         seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -322,6 +374,17 @@ def ece_noise_floor(sizes: Sequence[int], n_bins: int = 15, repeats: int = 5, se
     values = np.array([[scratch.expected_calibration_error(*synthetic_forecasts(size, seed=seed + r), n_bins)
                         for r in range(repeats)] for size in sizes])
     return {"n": np.array(sizes), "mean": values.mean(1), "std": values.std(1)}
+
+
+def noise_check(confidence: torch.Tensor, correct: torch.Tensor, n_draws: int = 200, n_bins: int = 15,
+                seed: int = 0) -> dict[str, float]:
+    """The ECE beside the ECEs of outcomes resampled from the same confidences (perfectly calibrated by
+    construction): their mean, their 95th percentile, and the p-value (1 + draws at or above) / (1 + draws)."""
+    observed = scratch.calibration_error(confidence, correct, n_bins)
+    null = scratch.resampled_errors(confidence, n_draws, n_bins, seed=seed).numpy()   # (D,)
+    return {"ECE": observed, "ECE if calibrated: mean": float(null.mean()),
+            "ECE if calibrated: 95th percentile": float(np.quantile(null, 0.95)),
+            "p-value": float((1 + (null >= observed - 1e-12).sum()) / (1 + n_draws))}
 
 
 def bootstrap_ece(confidence: torch.Tensor, correct: torch.Tensor, n_boot: int = 1000, n_bins: int = 15,

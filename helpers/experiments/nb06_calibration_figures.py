@@ -38,40 +38,73 @@ def _bin_edges(confidence: torch.Tensor, n_bins: int, scheme: str) -> tuple[np.n
     return low, np.maximum(high, low + 0.004)
 
 
+def _draw_bins(ax, low, high, count, mean_confidence, frequency, label_counts: bool) -> None:
+    """Bars of each bin's accuracy and the gap lines to the diagonal, both shaded by the bin's share of the
+    examples (a bin of three examples stays faint), with the counts written over the bars if asked."""
+    full = count > 0
+    weight = count[full] / count.max()
+    ax.plot([0, 1], [0, 1], ls="--", color="gray", lw=1, label="perfect calibration")
+    ax.bar(low[full], frequency[full], (high - low)[full], align="edge", edgecolor="white",
+           color=[to_rgba(PALETTE[0], 0.15 + 0.85 * w) for w in weight],
+           label="accuracy in bin (darker = more examples)")
+    if label_counts:
+        for m in np.flatnonzero(full):
+            ax.text((low[m] + high[m]) / 2, max(frequency[m], mean_confidence[m]) + 0.015, f"{int(count[m])}",
+                    ha="center", fontsize=6, color="#333333")
+    ax.vlines(mean_confidence[full], np.minimum(frequency, mean_confidence)[full],
+              np.maximum(frequency, mean_confidence)[full], lw=2,
+              label="gap to the diagonal (fainter = fewer examples)",
+              colors=[to_rgba(PALETTE[1], 0.2 + 0.8 * w) for w in weight])
+    ax.plot(mean_confidence[full], frequency[full], "o", color="black", ms=3, label="bin (mean confidence, accuracy)")
+
+
 def draw_reliability(ax, confidence: torch.Tensor, outcome: torch.Tensor, title: str, n_bins: int = 15,
                      scheme: str = "equal-width") -> float:
     """One reliability diagram on ``ax``; returns the ECE shown in its title."""
     bins = scratch.reliability_bins(confidence, outcome, n_bins, scheme)
     count, mean_confidence, frequency = (t.cpu().numpy() for t in (bins.count, bins.confidence, bins.frequency))
     ece = scratch.calibration_error(confidence, outcome, n_bins, scheme)
-    low, high = _bin_edges(confidence, n_bins, scheme)
-    full = count > 0
-    shade = [to_rgba(PALETTE[0], 0.15 + 0.85 * c / count.max()) for c in count[full]]   # darker = more examples
-    ax.plot([0, 1], [0, 1], ls="--", color="gray", lw=1, label="perfect calibration")
-    ax.bar(low[full], frequency[full], (high - low)[full], align="edge", color=shade, edgecolor="white",
-           label="accuracy in bin (darker = more examples)")
-    if scheme == "equal-width":                                             # equal-mass bins all hold n / M
-        for m in np.flatnonzero(full):
-            ax.text((low[m] + high[m]) / 2, max(frequency[m], mean_confidence[m]) + 0.015, f"{int(count[m])}",
-                    ha="center", fontsize=6, color="#333333")
-    ax.vlines(mean_confidence[full], np.minimum(frequency, mean_confidence)[full],
-              np.maximum(frequency, mean_confidence)[full], color=PALETTE[1], lw=2, label="gap to the diagonal")
-    ax.plot(mean_confidence[full], frequency[full], "o", color="black", ms=3, label="bin (mean confidence, accuracy)")
+    _draw_bins(ax, *_bin_edges(confidence, n_bins, scheme), count, mean_confidence, frequency,
+               label_counts=scheme == "equal-width")                         # equal-mass bins all hold n / M
     per_bin = f"about {len(outcome) // n_bins} examples per bin"
     counts = per_bin if scheme == "equal-mass" else "numbers: examples per bin"
     ax.set(xlim=(0, 1), ylim=(0, 1.06), title=f"{title}\nECE = {ece:.3f} · {counts}")
     return ece
 
 
-def reliability_diagrams(panels: Mapping[str, Pair], title: str, n_bins: int = 15, scheme: str = "equal-width"):
-    """Side-by-side reliability diagrams, one per named (confidence, outcome) pair."""
+def draw_reliability_at_values(ax, confidence: torch.Tensor, outcome: torch.Tensor, title: str) -> float:
+    """A reliability diagram of a forecaster with few distinct outputs (histogram binning), one bar per output
+    value rather than re-binned; returns the calibration error over those groups, shown in the title."""
+    scratch.check_forecasts(confidence, outcome)
+    values, group = torch.unique(confidence.double().cpu(), return_inverse=True)   # (V,), (n,)
+    if len(values) > 50:
+        raise ValueError(f"confidence must take at most 50 distinct values to be drawn per value, got {len(values)}")
+    count = torch.bincount(group, minlength=len(values)).double().numpy()
+    frequency = torch.bincount(group, outcome.double().cpu(), minlength=len(values)).numpy() / count
+    values = values.numpy()
+    _draw_bins(ax, values - 0.015, values + 0.015, count, values, frequency, label_counts=True)
+    ece = float((count * np.abs(frequency - values)).sum() / count.sum())
+    ax.set(xlim=(0, 1), ylim=(0, 1.06),
+           title=f"{title}\none bar per output value ({len(values)}) · error over them = {ece:.3f}")
+    return ece
+
+
+def reliability_diagrams(panels: Mapping[str, Pair], title: str, n_bins: int = 15, scheme: str = "equal-width",
+                         at_own_values: Sequence[str] = ()):
+    """Side-by-side reliability diagrams, one per named (confidence, outcome) pair; the panels named in
+    ``at_own_values`` (forecasters with a few distinct outputs) get one bar per output value."""
     if not 1 <= len(panels) <= 4:
         raise ValueError(f"panels must hold 1 to 4 (confidence, outcome) pairs, got {len(panels)}")
     check_choice("scheme", scheme, scratch.SCHEMES)
+    for name in at_own_values:
+        check_choice("at_own_values", name, list(panels))
     fig, axes = figure(title, CONFIDENCE, ACCURACY, ncols=len(panels), figsize=(4.3 * len(panels) + 0.6, 4.4))
     axes = axes if isinstance(axes, list) else [axes]
     for ax, (name, (confidence, outcome)) in zip(axes, panels.items()):
-        draw_reliability(ax, confidence, outcome, name, n_bins, scheme)
+        if name in at_own_values:
+            draw_reliability_at_values(ax, confidence, outcome, name)
+        else:
+            draw_reliability(ax, confidence, outcome, name, n_bins, scheme)
     _legend_below(fig, axes[0], columns=4 if len(panels) > 1 else 2)
     return fig
 
@@ -130,21 +163,33 @@ def nll_temperature_plot(val: Pair, test: Pair, temperatures: Sequence[float], f
     return fig
 
 
-def sweep_bars(results: Mapping[str, object], title: str):
-    """Test ECE as trained and after temperature scaling, with test accuracy, for each model of a sweep."""
+def sweep_bars(results: Mapping[str, object], title: str, n_bins: int = 15, n_draws: int = 200, seed: int = 0):
+    """Left: test ECE as trained and after temperature scaling, each scaled model's noise floor marked (the
+    95th percentile of the ECE that perfectly calibrated forecasts with its confidences show). Right: test NLL."""
     if not results:
         raise ValueError("results must hold at least one model")
     names = list(results)
     x = np.arange(len(names))
-    fig, ax = figure(title, "model", "test ECE (fraction)", figsize=(max(6.4, 1.7 * len(names)), 4.4))
-    ax.bar(x - 0.2, [results[n].before["ece"] for n in names], 0.4, color=PALETTE[1], label="as trained")
-    ax.bar(x + 0.2, [results[n].after["ece"] for n in names], 0.4, color=PALETTE[0], label="after temperature scaling")
+    fig, (left, right) = figure(title, "model", "test ECE (fraction)", ncols=2,
+                                figsize=(max(9.0, 2.4 * len(names)), 4.6))
+    for ax, key in ((left, "ece"), (right, "nll")):
+        ax.bar(x - 0.2, [results[n].before[key] for n in names], 0.4, color=PALETTE[1], label="as trained")
+        ax.bar(x + 0.2, [results[n].after[key] for n in names], 0.4, color=PALETTE[0],
+               label="after temperature scaling")
+        ax.set_xticks(x, names, rotation=20, ha="right", fontsize=8)
+        ax.set_ylim(0, 1.3 * max(results[n].before[key] for n in names))
     for xi, name in zip(x, names):
-        ax.text(xi, results[name].before["ece"] + 0.005, f"acc {results[name].before['accuracy']:.2f}\n"
-                f"T {results[name].temperature:.2f}", ha="center", fontsize=7)
-    ax.set_xticks(x, names, rotation=15, ha="right")
-    ax.set_ylim(0, 1.25 * max(results[n].before["ece"] for n in names) + 0.02)
-    _legend_below(fig, ax, columns=2)
+        run = results[name]
+        confidence = (run.test_logits.double() / run.temperature).softmax(-1).max(-1).values
+        floor = float(scratch.resampled_errors(confidence, n_draws, n_bins, seed=seed).quantile(0.95))
+        left.plot([xi, xi + 0.4], [floor] * 2, color="black", lw=2,
+                  label="noise floor of the scaled model" if xi == 0 else None)
+        left.text(xi, run.before["ece"] + 0.005, f"acc {run.before['accuracy']:.2f}\nT {run.temperature:.2f}",
+                  ha="center", fontsize=7)
+    left.set_title("ECE (black: 95% of what a calibrated model would show)", fontsize=9)
+    right.set(ylabel="test NLL (nats)")
+    right.set_title("NLL (a proper score: needs no bins)", fontsize=9)
+    _legend_below(fig, left, columns=3)
     return fig
 
 
@@ -216,26 +261,47 @@ def explore_temperature(logits: torch.Tensor, labels: torch.Tensor, temperature:
     return fig, numbers
 
 
-def explore_bins(confidence: torch.Tensor, correct: torch.Tensor, n_bins: int = 15, scheme: str = "equal-width"):
-    """Explorer: how the ECE estimate moves with the number and placement of bins, beside its lower bound
-    |mean confidence - accuracy| (reached when every bin errs in the same direction)."""
+def binning_curves(confidence: torch.Tensor, correct: torch.Tensor, scheme: str = "equal-width", n_draws: int = 100,
+                   seed: int = 0) -> dict[str, np.ndarray]:
+    """ECE for every bin count of the explorer, beside the ECE of outcomes resampled from the same confidences
+    (perfectly calibrated by construction): their mean and 5th-95th percentile band per bin count."""
+    check_choice("scheme", scheme, scratch.SCHEMES)
+    null = np.array([scratch.resampled_errors(confidence, n_draws, m, scheme, seed).numpy()
+                     for m in EXPLORER_BINS])                               # (bin counts, draws)
+    model = [scratch.calibration_error(confidence, correct, m, scheme) for m in EXPLORER_BINS]
+    return {"bins": np.array(EXPLORER_BINS), "model": np.array(model),
+            "calibrated mean": null.mean(1), "calibrated low": np.quantile(null, 0.05, 1),
+            "calibrated high": np.quantile(null, 0.95, 1)}
+
+
+def explore_bins(confidence: torch.Tensor, correct: torch.Tensor, n_bins: int = 15, scheme: str = "equal-width",
+                 curves_by_scheme: Mapping[str, dict] | None = None):
+    """Explorer: the ECE estimate against the number and placement of bins, beside the band that perfectly
+    calibrated forecasts with the same confidences fill (outcomes resampled from them), and the lower bound
+    |mean confidence - accuracy| (reached when every bin errs in the same direction). ``curves_by_scheme``
+    passes :func:`binning_curves` already computed for these forecasts (they do not depend on ``n_bins``)."""
     check_int("n_bins", n_bins, EXPLORER_BINS[0], EXPLORER_BINS[-1])
     check_choice("scheme", scheme, scratch.SCHEMES)
-    curves = {s: [scratch.calibration_error(confidence, correct, m, s) for m in EXPLORER_BINS] for s in scratch.SCHEMES}
+    curves = (curves_by_scheme or {}).get(scheme) or binning_curves(confidence, correct, scheme)
+    at = n_bins - EXPLORER_BINS[0]
     bound = abs(float(confidence.double().mean() - correct.mean()))
     fig, (left, right) = figure(f"ECE estimate with {n_bins} {scheme} bins", CONFIDENCE, ACCURACY, ncols=2,
-                                figsize=(8.4, 4.4))
+                                figsize=(7.2, 4.9))
     ece = draw_reliability(left, confidence, correct, f"{n_bins} {scheme} bins", n_bins, scheme)
-    for color, s in zip(PALETTE, scratch.SCHEMES):
-        right.plot(list(EXPLORER_BINS), curves[s], "o-", ms=3, color=color, label=f"{s} bins")
-    right.axhline(bound, color="black", ls="--", lw=1, label="lower bound |mean confidence - accuracy|")
+    right.fill_between(curves["bins"], curves["calibrated low"], curves["calibrated high"], color="gray", alpha=0.3,
+                       label="calibrated by construction: 90% band")
+    right.plot(curves["bins"], curves["calibrated mean"], ls=":", color="gray", label="calibrated: mean")
+    right.plot(curves["bins"], curves["model"], "o-", ms=3, color=PALETTE[0], label="this model")
+    right.axhline(bound, color="black", ls="--", lw=1, label="|mean confidence - accuracy|")
     right.plot([n_bins], [ece], "s", ms=9, mfc="none", color="black", label="current setting")
-    right.set(xlabel="number of bins", ylabel="ECE (fraction)", title="ECE against the number of bins",
-              ylim=(0, max(0.1, 1.25 * max(max(c) for c in curves.values()))))
+    right.set(xlabel="number of bins", ylabel="ECE (fraction)", title="ECE against the bin count",
+              ylim=(0, max(0.1, 1.25 * max(curves["model"].max(), curves["calibrated high"].max()))))
+    left.set_title(left.get_title().replace(" · ", "\n"), fontsize=9)
     handles = [h for ax in (left, right) for h in ax.get_legend_handles_labels()[0]]
-    fig.legend(handles, [h.get_label() for h in handles], loc="outside lower center", ncols=4, fontsize=8)
-    values = curves[scheme]
+    fig.legend(handles, [h.get_label() for h in handles], loc="outside lower center", ncols=3, fontsize=7)
     numbers = {"bins": n_bins, "binning scheme": scheme, "ECE": ece,
+               "ECE if calibrated (mean of resampled outcomes)": float(curves["calibrated mean"][at]),
                "lower bound |mean confidence - accuracy|": bound,
-               f"ECE range over {EXPLORER_BINS[0]}-{EXPLORER_BINS[-1]} bins": f"{min(values):.4f} to {max(values):.4f}"}
+               f"ECE range over {EXPLORER_BINS[0]}-{EXPLORER_BINS[-1]} bins":
+                   f"{curves['model'].min():.4f} to {curves['model'].max():.4f}"}
     return fig, numbers

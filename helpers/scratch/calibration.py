@@ -3,7 +3,8 @@
 Read top to bottom.  Everything is measured on pairs (confidence, outcome): a probability in [0, 1]
 and whether its event happened (1.0 or 0.0).  The usual event is "the top class is right" (top-label
 calibration); "the label is class k" gives the class-wise view.  Then: the bins of a reliability
-diagram, the calibration error read off them, the Brier score's decomposition, and three fixes:
+diagram, the calibration error read off them, the Brier score's decomposition, the errors that
+perfectly calibrated forecasts would show (is a measured error more than noise?), and three fixes:
 temperature scaling (one number fitted on held-out data), histogram binning (a lookup table from
 confidence to observed frequency) and focal loss (a training objective).
 
@@ -120,6 +121,26 @@ def brier_decomposition(confidence: torch.Tensor, outcome: torch.Tensor, n_bins:
             "reliability": float((weight * (bins.confidence - bins.frequency) ** 2).nansum()),
             "resolution": float((weight * (bins.frequency - base_rate) ** 2).nansum()),
             "uncertainty": float(base_rate * (1 - base_rate))}
+
+
+# ----------------------------------------------------------------------------- is it more than noise?
+def resampled_errors(confidence: torch.Tensor, n_draws: int = 200, n_bins: int = 15, scheme: str = "equal-width",
+                     seed: int = 0) -> torch.Tensor:
+    """The calibration error of ``n_draws`` outcome vectors drawn from the forecasts themselves,
+    outcome_i ~ Bernoulli(confidence_i): what a perfectly calibrated forecaster with exactly these
+    confidences would measure (consistency resampling, Broecker and Smith 2007).
+
+    All draws at once: a bin's |B_m| * |acc - conf| is the absolute sum of (outcome - confidence) in it.
+    """
+    check_forecasts(confidence, torch.zeros_like(confidence))
+    check_int("n_draws", n_draws, 1, 50_000_000 // len(confidence))
+    generator = torch.Generator().manual_seed(check_int("seed", seed, 0, 2**32 - 1))
+    bin_of = bin_indices(confidence, n_bins, scheme).cpu()                  # (n,), checks n_bins and scheme
+    confidence = confidence.detach().double().cpu()                         # (n,)
+    outcomes = torch.bernoulli(confidence.expand(n_draws, -1), generator=generator)   # (D, n)
+    slot = torch.arange(n_draws).unsqueeze(1) * n_bins + bin_of             # (D, n): one slot per draw and bin
+    sums = torch.bincount(slot.flatten(), (outcomes - confidence).flatten(), minlength=n_draws * n_bins)
+    return sums.view(n_draws, n_bins).abs().sum(1) / len(confidence)       # (D,) one ECE per draw
 
 
 # ----------------------------------------------------------------------------- fixing

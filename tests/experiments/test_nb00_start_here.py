@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from helpers import train
 from helpers.experiments import nb00_start_here as start
 
 
@@ -28,18 +29,40 @@ def test_overfitting_summary_finds_the_best_validation_epoch():
 
 
 def test_tiny_run_returns_curves_numbers_and_an_axis_that_does_not_zoom():
-    fig, numbers = start.tiny_run(width=16, lr=3e-3)
+    fig, numbers = start.tiny_run(width=64, lr=3e-3)
     loss_axis, accuracy_axis = fig.axes
     assert accuracy_axis.get_ylim() == (0.0, 1.0)
     assert loss_axis.get_ylim()[1] - loss_axis.get_ylim()[0] >= 3.0
     assert 0.0 <= numbers["final validation accuracy"] <= 1.0 and "note" not in numbers
-    assert numbers["parameters"] == 40 * 16 + 16 + 16 * 16 + 16 + 16 * 10 + 10
+    assert numbers["parameters"] == 40 * 64 + 64 + 64 * 64 + 64 + 64 * 10 + 10
 
 
 def test_tiny_run_says_when_the_network_died():
     _, numbers = start.tiny_run(width=64, lr=0.3)
     assert numbers["final validation accuracy"] < 0.15
     assert "died" in numbers["note"] and "never fire" in numbers["note"]
+
+
+def _history(val_acc: float, train_loss: float = 0.5) -> train.History:
+    history = train.History()
+    history.log(epoch=0, train_loss=2.3, train_acc=0.1, val_loss=2.3, val_acc=0.1, seconds=0.0, lr=1e-3)
+    history.log(epoch=1, train_loss=train_loss, train_acc=val_acc, val_loss=1.0, val_acc=val_acc,
+                seconds=1.0, lr=1e-3)
+    return history
+
+
+def test_tiny_note_names_far_below_default_and_dead_layers():
+    default = start._tiny_training(start.TINY_DEFAULTS["width"], start.TINY_DEFAULTS["lr"], 0)[1].final()["val_acc"]
+    assert start._tiny_note(64, 3e-3, 0, _history(default), [0.0, 0.1]) is None
+    far = start._tiny_note(64, 0.1, 0, _history(default - 0.2), [0.0, 0.1])
+    assert "far below the default setting" in far and "learning rate is above the default" in far
+    assert "width" not in far
+    narrow = start._tiny_note(4, 3e-3, 0, _history(default - 0.2), [0.0, 0.0])
+    assert "width is below the default 64" in narrow
+    dead = start._tiny_note(64, 3e-3, 0, _history(default), [0.2, 0.75])
+    assert dead.startswith("Most of a layer is dead") and "75% of the units of hidden layer 2" in dead
+    assert "died" in start._tiny_note(64, 0.3, 0, _history(0.1), [0.0, 1.0])
+    assert "diverged" in start._tiny_note(64, 0.3, 0, _history(0.1, train_loss=float("nan")), [0.0, 0.0])
 
 
 def test_tiny_run_validates_its_controls():

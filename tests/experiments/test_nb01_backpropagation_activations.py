@@ -40,12 +40,17 @@ def test_dead_fraction_is_per_layer():
 
 
 def test_dead_relu_runs_separate_initialisation_from_training(small_data):
-    rows = lab.dead_relu_runs(small_data, epochs=1, width=64, cases={"bias": (1e-3, -3.0), "fine": (1e-3, None)})
+    cases = {"bias": (1e-3, -3.0, "relu"), "fine": (1e-3, None, "relu")}
+    rows = lab.dead_relu_runs(small_data, epochs=1, width=64, cases=cases)
     bias, fine = rows
     assert bias["dead at init"][1] > 0.5 and fine["dead at init"].max() == 0.0
     assert set(bias) == {"case", "dead at init", "dead after training", "validation accuracy"}
     fig = lab.dead_units_figure(rows, epochs=1)
     assert any(t.get_text() == "0%" for t in fig.axes[0].texts)
+    (leaky,) = lab.dead_relu_runs(small_data, epochs=1, width=64, cases={"leaky": (1e-3, -3.0, "leaky_relu")})
+    assert leaky["dead at init"][1] > 0.5                   # never positive, yet still passing a gradient
+    with pytest.raises(ValueError, match="activation"):
+        lab.dead_relu_runs(small_data, epochs=1, width=8, cases={"x": (1e-3, None, "tanh")})
 
 
 def test_symmetric_starts(small_data):

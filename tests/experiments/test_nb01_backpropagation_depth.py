@@ -81,11 +81,11 @@ def test_update_to_data_ratios_one_per_hidden_layer(small_data):
         lab.update_ratio_profile(small_data, "relu", "he", lr=0.0)
 
 
-def test_adam_first_step_is_full_size_above_eps_and_shrinks_below(small_data):
-    relu = lab.adam_first_step(small_data, "relu", "he", depth=4, width=16)
-    assert relu.shape == (4,) and relu.min() > 0.9
-    tiny = lab.adam_first_step(small_data, "relu", "he", depth=4, width=16, eps=1.0)
-    assert tiny.max() < 0.1
+def test_forward_spread_collapses_for_deep_sigmoid_only(small_data):
+    sigmoid = lab.forward_spread(small_data, "sigmoid", "xavier", depth=12, width=32)
+    relu = lab.forward_spread(small_data, "relu", "he", depth=12, width=32)
+    assert sigmoid.shape == relu.shape == (12,)
+    assert sigmoid[-1] < 1e-3 * sigmoid[0] and relu[-1] > 0.05
 
 
 def test_training_table_runs_each_setting_with_each_optimizer(small_data):
@@ -94,14 +94,37 @@ def test_training_table_runs_each_setting_with_each_optimizer(small_data):
                                    adam_settings=("ReLU + He",))
     assert set(histories) == {("ReLU + He", "sgd"), ("ReLU + He", "adam")}
     assert all(h.epoch == [0, 1] for h in histories.values())
+    with_control = lab.training_table(small_data, depth=3, width=8, epochs=1, settings=settings, adam_settings=(),
+                                      tiny_eps_settings=("ReLU + He",))
+    assert set(with_control) == {("ReLU + He", "sgd"), ("ReLU + He", "adam, eps 1e-30")}
 
 
 def test_low_precision_gradients_underflow_in_float16_only(small_data):
     formats = lab.low_precision_gradients(small_data, depth=12, width=32, batch=64)
     assert set(formats) == {"float16", "float16, loss x 2^10", "bfloat16"}
-    assert formats["float16"]["underflowed"] > formats["float16, loss x 2^10"]["underflowed"]
-    assert formats["bfloat16"]["underflowed"] < 0.01
-    assert all(0 <= row["relative error"] < 1 for row in formats.values())
+    assert formats["float16"]["became 0"] > formats["float16, loss x 2^10"]["became 0"]
+    assert formats["float16"]["became 0"] > 10 * formats["float16"]["became non-zero"]
+    assert formats["bfloat16"]["became 0"] < 0.01
+    assert all(0 <= row["relative error"] < 1 and 0 <= row["ReLU decisions flipped"] < 0.05
+               for row in formats.values())
+
+
+def test_dynamic_loss_scaling_halves_until_finite(small_data):
+    rows, zeroed = lab.dynamic_loss_scaling(small_data, depth=12, width=32, batch=64, start=2.0**30)
+    scales = [row["loss scale"] for row in rows]
+    assert scales == [2.0**30 / 2**k for k in range(len(rows))]
+    assert all(row["inf or NaN in the gradient"] for row in rows[:-1])
+    assert not rows[-1]["inf or NaN in the gradient"] and rows[-1]["scaler"] == "take the step"
+    assert 0.0 <= zeroed < 0.01
+    with pytest.raises(ValueError, match="start"):
+        lab.dynamic_loss_scaling(small_data, start=0.5)
+
+
+def test_flow_figure_draws_raw_and_relative_panels():
+    fig = lab.flow_figure({"a": [1e-6, 1e-3, 1.0], "b": [0.5, 1.0, 2.0]}, depth=3, width=4)
+    raw, relative = fig.axes[:2]
+    assert relative.get_ylim() == pytest.approx((0.1, 10))
+    assert relative.lines[1].get_ydata()[-1] == pytest.approx(1.0)
 
 
 def test_explorer_healthy_case_has_no_note():

@@ -146,6 +146,43 @@ def test_coverage_accuracy_hand_computed():
         lab.coverage_accuracy(probs, labels, [1.5])
 
 
+def test_decision_cost_and_tuned_threshold_hand_computed():
+    confidence = torch.tensor([0.95, 0.9, 0.7, 0.6, 0.4], dtype=torch.float64)
+    correct = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0], dtype=torch.float64)
+    assert lab.decision_cost(confidence, correct, 0.8, 0.2) == pytest.approx((0 + 1 + 0.2 * 3) / 5)
+    assert lab.decision_cost(confidence, correct, 1.5, 0.2) == pytest.approx(0.2)
+    assert lab.decision_cost(confidence, correct, 0.0, 0.2) == pytest.approx(2 / 5)
+    assert lab.tuned_threshold(confidence, correct, 0.2) == pytest.approx(0.95)   # act on the one sure case
+    assert lab.tuned_threshold(confidence, correct, 0.9) == pytest.approx(0.4)    # review is dear: act on all
+    assert lab.tuned_threshold(confidence, torch.zeros(5, dtype=torch.float64), 0.2) == 1.5   # all wrong: none
+    with pytest.raises(ValueError, match="review_cost"):
+        lab.decision_cost(confidence, correct, 0.5, 1.5)
+
+
+def test_cost_study_rows_match_direct_costs(tiny_run):
+    _, _, _, run = tiny_run
+    rows = lab.cost_study(run, [0.2, 0.5])
+    assert [row["review cost"] for row in rows] == [0.2, 0.5] and rows[0]["Bayes threshold 1 - r"] == 0.8
+    after = scratch.top_label((run.test_logits.double() / run.temperature).softmax(-1), run.test_labels)
+    assert rows[0]["after scaling, at 1 - r"] == pytest.approx(lab.decision_cost(*after, 0.8, 0.2))
+    assert all(row["review every case"] == row["review cost"] for row in rows)
+    with pytest.raises(ValueError, match="review_costs"):
+        lab.cost_study(run, [])
+    with pytest.raises(ValueError, match="review_cost"):
+        lab.cost_study(run, [1.0])
+
+
+def test_confidence_auroc_matches_pairwise_counting():
+    generator = torch.Generator().manual_seed(3)
+    confidence = torch.randint(0, 8, (60,), generator=generator).double() / 8   # ties on purpose
+    correct = torch.bernoulli(torch.full((60,), 0.6), generator=generator).double()
+    right, wrong = confidence[correct == 1], confidence[correct == 0]
+    pairs = (right[:, None] > wrong[None, :]).double() + 0.5 * (right[:, None] == wrong[None, :]).double()
+    assert lab.confidence_auroc(confidence, correct) == pytest.approx(float(pairs.mean()))
+    assert lab.confidence_auroc(correct * 0.5 + 0.4, correct) == 1.0
+    assert math.isnan(lab.confidence_auroc(confidence, torch.ones(60, dtype=torch.float64)))
+
+
 # ----------------------------------------------------------------------------- noise in the ECE estimate
 def test_synthetic_forecasts_are_calibrated_unless_sharpened():
     assert scratch.expected_calibration_error(*lab.synthetic_forecasts(100_000, seed=4)) < 0.01
@@ -155,6 +192,17 @@ def test_synthetic_forecasts_are_calibrated_unless_sharpened():
 def test_noise_floor_shrinks_with_examples():
     floor = lab.ece_noise_floor([200, 2000, 50_000], repeats=3)
     assert floor["mean"][0] > floor["mean"][1] > floor["mean"][2] and floor["mean"][2] < 0.01
+
+
+def test_noise_check_separates_a_calibrated_from_a_sharpened_forecaster():
+    calibrated = scratch.top_label(*lab.synthetic_forecasts(2000, seed=8))
+    sharpened = scratch.top_label(*lab.synthetic_forecasts(2000, sharpen=2.0, seed=8))
+    fair, unfair = lab.noise_check(*calibrated, n_draws=100), lab.noise_check(*sharpened, n_draws=100)
+    assert fair["p-value"] > 0.05 and unfair["p-value"] == pytest.approx(1 / 101)
+    assert fair["ECE"] == pytest.approx(scratch.calibration_error(*calibrated))
+    null = scratch.resampled_errors(calibrated[0], 100, seed=0)
+    assert fair["ECE if calibrated: mean"] == pytest.approx(float(null.mean()))
+    assert fair["p-value"] == pytest.approx((1 + int((null >= fair["ECE"] - 1e-12).sum())) / 101)
 
 
 def test_bootstrap_replicates_match_direct_computation():
@@ -262,6 +310,35 @@ def test_bins_explorer_keeps_its_lower_bound_and_a_minimum_span_in_view():
         figures.explore_bins(confidence, correct, scheme="other")
     with pytest.raises(ValueError, match="n_bins"):
         figures.explore_bins(confidence, correct, n_bins=31)
+
+
+def test_binning_curves_put_a_calibrated_model_inside_its_band():
+    confidence, correct = scratch.top_label(*lab.synthetic_forecasts(1000, seed=9))
+    curves = figures.binning_curves(confidence, correct, "equal-width", n_draws=50)
+    assert curves["bins"].tolist() == list(figures.EXPLORER_BINS)
+    assert curves["model"][3] == pytest.approx(scratch.calibration_error(confidence, correct, 8))
+    assert np.all(curves["calibrated low"] <= curves["calibrated mean"])
+    assert np.all(curves["calibrated mean"] <= curves["calibrated high"])
+    assert curves["calibrated mean"][-1] > 1.5 * curves["calibrated mean"][0]   # more bins, more noise
+    with pytest.raises(ValueError, match="scheme"):
+        figures.binning_curves(confidence, correct, "other")
+    _, numbers = figures.explore_bins(confidence, correct, 5, curves_by_scheme={"equal-width": curves})
+    assert numbers["ECE if calibrated (mean of resampled outcomes)"] == pytest.approx(curves["calibrated mean"][0])
+
+
+def test_reliability_at_own_values_draws_one_bar_per_output():
+    confidence = torch.tensor([0.2] * 5 + [0.7] * 10 + [0.9] * 5, dtype=torch.float64)
+    correct = torch.tensor([0.0] * 4 + [1.0] + [1.0] * 7 + [0.0] * 3 + [1.0] * 5, dtype=torch.float64)
+    fig = figures.reliability_diagrams({"raw": (confidence, correct), "binned": (confidence, correct)}, "Values",
+                                       n_bins=15, at_own_values=["binned"])
+    assert len(fig.axes[1].patches) == 3
+    assert sorted(text.get_text() for text in fig.axes[1].texts) == ["10", "5", "5"]
+    assert "error over them = 0.025" in fig.axes[1].get_title()                # 5 examples 0.1 off, of 20
+    with pytest.raises(ValueError, match="at_own_values"):
+        figures.reliability_diagrams({"raw": (confidence, correct)}, "Values", at_own_values=["other"])
+    with pytest.raises(ValueError, match="distinct values"):
+        figures.reliability_diagrams({"raw": (torch.linspace(0, 1, 60), torch.ones(60))}, "Many",
+                                     at_own_values=["raw"])
 
 
 def test_explorers_draw_at_native_size_and_the_temperature_slider_returns_to_one():

@@ -165,6 +165,49 @@ def test_a_constant_forecast_has_no_resolution():
     assert parts["brier"] == pytest.approx(parts["uncertainty"])
 
 
+# ----------------------------------------------------------------------------- resampled errors
+def test_resampled_errors_are_the_calibration_errors_of_outcomes_drawn_from_the_confidences():
+    for dtype, n_bins, scheme in ((torch.float32, 5, "equal-width"), (torch.float64, 15, "equal-width"),
+                                  (torch.float64, 4, "equal-mass")):
+        confidence = torch.tensor([0.0, 0.2, 0.6, 0.61, 0.8, 0.95, 1.0, 0.35, 0.5, 0.05], dtype=dtype)
+        errors = scratch.resampled_errors(confidence, n_draws=6, n_bins=n_bins, scheme=scheme, seed=3)
+        draws = torch.bernoulli(confidence.double().expand(6, -1), generator=torch.Generator().manual_seed(3))
+        expected = [scratch.calibration_error(confidence, draw, n_bins, scheme) for draw in draws]   # edges as on paper
+        assert errors.shape == (6,) and errors.tolist() == pytest.approx(expected, abs=1e-12)
+        assert len(set(errors.tolist())) > 1
+
+
+def test_resampled_errors_of_a_fair_coin_average_the_binomial_mean_absolute_deviation():
+    n = 100                                                                 # one bin: ECE = |heads / n - 1/2|
+    exact = sum(math.comb(n, k) * 0.5 ** n * abs(k / n - 0.5) for k in range(n + 1))
+    errors = scratch.resampled_errors(torch.full((n,), 0.5, dtype=torch.float64), n_draws=20_000, n_bins=1)
+    assert float(errors.mean()) == pytest.approx(exact, abs=0.0015)
+    assert set(errors.mul(n).round().tolist()) <= {float(abs(k - 50)) for k in range(101)}
+
+
+def test_resampled_errors_vanish_for_certain_forecasts_and_follow_the_seed():
+    certain = torch.tensor([0.0, 1.0, 1.0, 0.0], dtype=torch.float64)
+    assert scratch.resampled_errors(certain, n_draws=5).tolist() == [0.0] * 5
+    confidence, _ = random_forecasts(200, seed=16)
+    first, again = scratch.resampled_errors(confidence, seed=1), scratch.resampled_errors(confidence, seed=1)
+    assert torch.equal(first, again) and not torch.equal(first, scratch.resampled_errors(confidence, seed=2))
+    assert scratch.resampled_errors(confidence).shape == (200,)
+
+
+def test_resampled_errors_validate():
+    confidence, _ = random_forecasts(10, seed=17)
+    with pytest.raises(ValueError, match="n_draws"):
+        scratch.resampled_errors(confidence, n_draws=0)
+    with pytest.raises(ValueError, match="n_draws"):
+        scratch.resampled_errors(confidence, n_draws=5_000_001)
+    with pytest.raises(ValueError, match="scheme"):
+        scratch.resampled_errors(confidence, scheme="quantile")
+    with pytest.raises(ValueError, match="n_bins"):
+        scratch.resampled_errors(confidence, n_bins=0)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        scratch.resampled_errors(confidence + 1)
+
+
 # ----------------------------------------------------------------------------- temperature scaling
 def test_fit_temperature_matches_a_brute_force_grid():
     generator = torch.Generator().manual_seed(7)
