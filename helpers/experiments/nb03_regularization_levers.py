@@ -376,9 +376,10 @@ def dropout_before_batchnorm(data: datasets.Splits, base: Recipe, depth: int, dr
     fixed = regularizers.reestimate_batchnorm(copy.deepcopy(run.model), data.x_train)
     return {"run": run, "fixed": fixed, "shift before": variance_shift(run.model, data.x_test),
             "shift predicted by dropout alone": variance_shift(run.model, data.x_test, dropout),
-            "shift after": variance_shift(fixed, data.x_test), "test acc after fix": accuracy(fixed, data),
+            "shift after": variance_shift(fixed, data.x_test),
+            "test acc after fix": train.evaluate(fixed, data.x_test, data.y_test)[1],
             "test acc re-estimated with dropout on":
-                accuracy(reestimate_with_dropout_on(run.model, data.x_train), data)}
+                train.evaluate(reestimate_with_dropout_on(run.model, data.x_train), data.x_test, data.y_test)[1]}
 
 
 @torch.no_grad()
@@ -393,10 +394,6 @@ def reestimate_with_dropout_on(model: nn.Module, x: torch.Tensor) -> nn.Module:
     copied(x)
     return copied.eval()
 
-
-def accuracy(model: nn.Module, data: datasets.Splits) -> float:
-    """Test accuracy of ``model`` on ``data``."""
-    return (train.predict_logits(model, data.x_test).argmax(-1) == data.y_test).float().mean().item()
 
 
 # --------------------------------------------------------------------------- label smoothing
