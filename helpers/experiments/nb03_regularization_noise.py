@@ -38,30 +38,48 @@ def dropout_statistics(p: float, n: int = 200_000, seed: int = 0) -> dict[str, f
             "variance ratio train/eval (nn.Dropout)": (theirs.var() / x.var()).item(), "theory 1/(1-p)": 1 / (1 - p)}
 
 
+def variance_shift_theory(mean: float, second_moment: float, p: float) -> float:
+    """Eval-mode variance over train-mode variance of a unit with moments E[h], E[h^2] after inverted dropout.
+
+    Train mode: E[h~] = E[h] and E[h~^2] = E[h^2]/q, so the ratio is Var h / (E[h^2]/q - E[h]^2), q = 1 - p.
+    For zero-mean h it is q; for ReLU of a standard Gaussian (E[h] = 1/sqrt(2 pi), E[h^2] = 1/2) it is smaller.
+    """
+    check_float("p", p, 0.0, 0.95)
+    check_float("second_moment", second_moment, 0.0, math.inf, lo_open=True)
+    keep = 1 - p
+    return (second_moment - mean**2) / (second_moment / keep - mean**2)
+
+
+RELU_MEAN, RELU_SECOND_MOMENT = 1 / math.sqrt(2 * math.pi), 0.5   # moments of ReLU(z), z ~ N(0, 1)
+
+
 def dropout_explorer(dropout: float = 0.5):
-    """Live explorer: one unit's activations under dropout in train and eval mode, and the variance ratio vs theory."""
+    """Live explorer: one ReLU unit's activations under dropout in train and eval mode, and the variance shift a
+    BatchNorm layer after dropout sees (measured points on the zero-mean and ReLU theory curves)."""
     p = check_float("dropout", dropout, 0.0, 0.95)
-    stats = dropout_statistics(p, n=20_000)
-    x = torch.randn(20_000, generator=torch.Generator().manual_seed(0))
-    train_mode = regularizers.inverted_dropout(x, p, generator=torch.Generator().manual_seed(1))
-    fig, (ax_hist, ax_ratio) = plotting.figure(f"Dropout p = {p:.2f}: the same mean, a larger variance in training",
-                                               "activation value", "density (per unit of activation)", ncols=2,
-                                               figsize=(11, 4.4))
-    ax_hist.hist(train_mode.numpy(), bins=80, range=(-6, 6), density=True, alpha=0.6,
-                 label="train mode (spike at 0: dropped units)")
-    ax_hist.hist(x.numpy(), bins=80, range=(-6, 6), density=True, histtype="step", lw=1.8, label="eval mode (identity)")
+    h = torch.randn(20_000, generator=torch.Generator().manual_seed(0)).clamp_min(0)   # ReLU outputs, (n,)
+    train_mode = regularizers.inverted_dropout(h, p, generator=torch.Generator().manual_seed(1))
+    measured = (h.var() / train_mode.var()).item()        # what BatchNorm sees in eval over what it learned
+    fig, (ax_hist, ax_ratio) = plotting.figure(f"Dropout p = {p:.2f} on ReLU units: same mean, larger variance "
+                                               "in training", "activation value", "density (per unit of activation)",
+                                               ncols=2, figsize=(11, 4.4))
+    ax_hist.hist(train_mode.numpy(), bins=80, range=(0, 8), density=True, alpha=0.6,
+                 label="train mode (spike at 0: dropped and inactive units)")
+    ax_hist.hist(h.numpy(), bins=80, range=(0, 8), density=True, histtype="step", lw=1.8, label="eval mode (identity)")
     ax_hist.set_yscale("log")
     plotting.legend_outside(ax_hist, below=True)
     rates = np.linspace(0.0, 0.9, 46)
-    ax_ratio.plot(rates, 1 / (1 - rates), label="variance train/eval = 1/(1-p)")
-    ax_ratio.plot(rates, np.sqrt(1 - rates), label="BatchNorm after dropout: eval/train output scale = sqrt(1-p)")
-    ratio = stats["variance ratio train/eval (ours)"]
-    ax_ratio.plot([p, p], [ratio, 1 / math.sqrt(ratio)], "o", color="black", label="measured here")
-    ax_ratio.set(xlabel="dropout rate p", ylabel="ratio (dimensionless)", yscale="log")
+    ax_ratio.plot(rates, 1 - rates, label="zero-mean inputs: q = 1-p")
+    ax_ratio.plot(rates, [variance_shift_theory(RELU_MEAN, RELU_SECOND_MOMENT, r) for r in rates],
+                  label="ReLU inputs: Var h / (E[h²]/q - E[h]²)")
+    ax_ratio.plot([p], [measured], "o", color="black", label="measured here (ReLU inputs)")
+    ax_ratio.set(xlabel="dropout rate p", ylabel="eval / running variance at BatchNorm", ylim=(0, 1.05))
     plotting.legend_outside(ax_ratio, below=True)
-    return fig, {"share zeroed": stats["share zeroed (ours)"], "variance ratio train/eval": ratio,
-                 "theory 1/(1-p)": stats["theory 1/(1-p)"], "BatchNorm eval/train scale": 1 / math.sqrt(ratio),
-                 "theory sqrt(1-p)": math.sqrt(1 - p)}
+    theory = variance_shift_theory(RELU_MEAN, RELU_SECOND_MOMENT, p)
+    return fig, {"share zeroed by dropout": ((train_mode == 0) & (h > 0)).float().sum().item() / (h > 0).sum().item(),
+                 "eval / running variance (measured)": measured, "theory for ReLU inputs": theory,
+                 "theory for zero-mean inputs": 1 - p,
+                 "BatchNorm output scale in eval": math.sqrt(measured)}
 
 
 # --------------------------------------------------------------------------- noisy labels and early stopping
@@ -100,7 +118,8 @@ def label_noise_runs(rate: float, width: int, epochs: int, patience: int, seed: 
     clean = datasets.digits(seed=seed)
     noisy = replace(clean, y_train=noisy_labels(clean.y_train, rate, clean.n_classes, seed),
                     y_val=noisy_labels(clean.y_val, rate, clean.n_classes, seed + 1))
-    out: dict[str, object] = {"data": noisy, "noise in train": (noisy.y_train != clean.y_train).float().mean().item()}
+    out: dict[str, object] = {"data": noisy, "rate": rate, "n_classes": clean.n_classes,
+                              "noise in train": (noisy.y_train != clean.y_train).float().mean().item()}
     for name, callbacks in (("to the end", []), ("early stopping", [train.EarlyStopping("val_loss", patience)])):
         torch.manual_seed(seed)
         model = models.mlp(clean.n_features, clean.n_classes, width=width)
@@ -112,8 +131,21 @@ def label_noise_runs(rate: float, width: int, epochs: int, patience: int, seed: 
     return out
 
 
+def noisy_accuracy(clean_accuracy: float | np.ndarray, rate: float, n_classes: int) -> float | np.ndarray:
+    """Expected accuracy against labels with symmetric noise ``rate``: rate/(K-1) + (1 - rate K/(K-1)) clean accuracy.
+
+    A correct prediction scores when the label was not flipped; a wrong one when the label was flipped to exactly
+    the predicted class. The map is increasing in the clean accuracy while rate < (K-1)/K, so a noisy validation
+    set ranks epochs in the same order as a clean one would, in expectation.
+    """
+    check_float("rate", rate, 0.0, 1.0)
+    check_int("n_classes", n_classes, 2, 100_000)
+    return rate / (n_classes - 1) + (1 - rate * n_classes / (n_classes - 1)) * clean_accuracy
+
+
 def plot_label_noise(result: dict[str, object]):
-    """Clean test accuracy and distance from initialisation per epoch, with the epoch early stopping restored."""
+    """Clean test accuracy and distance from initialisation per epoch, with the epoch early stopping restored,
+    and the validation accuracy predicted from the clean test accuracy by :func:`noisy_accuracy`."""
     full, stopped = result["to the end"], result["early stopping"]
     restored = stopped["history"].restored_epoch
     fig, (ax_acc, ax_dist) = plotting.figure("Noisy labels: early stopping keeps the model learned before the noise",
@@ -122,8 +154,11 @@ def plot_label_noise(result: dict[str, object]):
     ax_acc.plot(epochs, full["history"].train_acc, "--", label="train accuracy (against noisy labels)")
     ax_acc.plot(epochs, full["probe"].test_acc, label="test accuracy (clean labels)")
     ax_acc.plot(epochs, full["history"].val_acc, ":", label="validation accuracy (noisy labels)")
+    ax_acc.plot(epochs, noisy_accuracy(np.array(full["probe"].test_acc), result["rate"], result["n_classes"]),
+                color="gray", lw=1, label="validation predicted from test: ρ/(K-1) + (1-ρK/(K-1))·test")
     ax_dist.plot(epochs, full["probe"].distance, color=plotting.PALETTE[3], label="trained to the end")
     ax_dist.set_ylabel("distance from the initial weights (L2)")
+    ax_dist.set_title("grows every epoch, so stopping earlier always means closer", fontsize=10)
     for ax in (ax_acc, ax_dist):
         ax.axvline(restored, color="black", ls="--", lw=1.2, label=f"restored by early stopping (epoch {restored})")
         plotting.legend_outside(ax, below=True)
@@ -180,21 +215,34 @@ def best_of_many(model: nn.Module, data: datasets.Splits, n_candidates: int = 20
             test_acc.append((candidate(data.x_test).argmax(-1) == data.y_test).float().mean().item())
     val_acc, test_acc = np.array(val_acc), np.array(test_acc)
     best = int(np.argmax(val_acc))
-    return {"winner's validation accuracy": float(val_acc[best]), "winner's test accuracy": float(test_acc[best]),
+    # regression to the mean: with val = true + noise and test = true + (less) noise, the expected test edge of a
+    # validation winner is var(true)/var(val) of its validation edge; var(test) >= var(true) bounds it from above
+    return {"predicted share that survives (at most)": float(test_acc.var() / val_acc.var()),
+            "winner's validation accuracy": float(val_acc[best]), "winner's test accuracy": float(test_acc[best]),
             "mean validation accuracy": float(val_acc.mean()), "mean test accuracy": float(test_acc.mean()),
             "validation edge": float(val_acc[best] - val_acc.mean()),
             "test edge": float(test_acc[best] - test_acc.mean()), "val_acc": val_acc, "test_acc": test_acc}
 
 
-def plot_best_of_many(result: dict[str, object]):
-    """The winner's edge over the average candidate, on validation and on test, against candidates tried."""
+def plot_best_of_many(result: dict[str, object], orderings: int = 100, seed: int = 0):
+    """The winner's edge over the average candidate, on validation and on test, against candidates tried,
+    averaged over ``orderings`` random orders of the candidates, with the predicted test edge."""
+    check_int("orderings", orderings, 1, 10_000)
     fig, ax = plotting.figure("Best of many on validation: the edge is selection noise",
                               "candidates tried (count, log scale)", "edge over the average candidate (accuracy)")
     val_acc, test_acc = result["val_acc"], result["test_acc"]
     tried = np.arange(1, len(val_acc) + 1)
-    winners = [int(np.argmax(val_acc[:k])) for k in tried]
-    ax.plot(tried, val_acc[winners] - result["mean validation accuracy"], label="winner on validation")
-    ax.plot(tried, test_acc[winners] - result["mean test accuracy"], label="the same winner on test")
+    order = np.argsort(np.random.default_rng(seed).random((orderings, len(val_acc))), axis=1)    # (orderings, n)
+    running_best = np.maximum.accumulate(val_acc[order], axis=1)                                 # (orderings, n)
+    is_winner = val_acc[order][:, :, None] == running_best[:, None, :]   # (orderings, candidate, tried)
+    upto = np.arange(len(val_acc))[:, None] <= np.arange(len(val_acc))[None, :]
+    first = np.argmax(is_winner & upto, axis=1)                          # (orderings, tried): index of the winner
+    winners = np.take_along_axis(order, first, axis=1)
+    val_edge = val_acc[winners].mean(0) - result["mean validation accuracy"]
+    ax.plot(tried, val_edge, label=f"winner on validation (mean of {orderings} orders)")
+    ax.plot(tried, test_acc[winners].mean(0) - result["mean test accuracy"], label="the same winner on test")
+    share = result["predicted share that survives (at most)"]
+    ax.plot(tried, share * val_edge, "--", color="gray", label=f"predicted test edge: {share:.2f} x validation edge")
     ax.axhline(0.0, color="black", ls=":", lw=1, label="average candidate")
     ax.set_xscale("log")
     plotting.legend_outside(ax)
@@ -273,8 +321,8 @@ def plot_memorisation(runs: dict[str, dict[str, object]]):
     fig, ax = plotting.figure("The same network memorises random labels, only later", "epoch", "accuracy (fraction)")
     for colour, (name, run) in zip(plotting.PALETTE, runs.items()):
         ax.plot(run["history"].epoch, run["history"].train_acc, color=colour, label=f"{name}: train")
-        ax.axhline(run["test acc"], color=colour, ls=":", label=f"{name}: test (true labels)")
-    ax.axhline(0.1, color="black", lw=0.8, ls="--", label="chance (10 classes)")
+        ax.axhline(run["test acc"], color=colour, ls=":", label=f"{name}: test (true labels), {run['test acc']:.3f}")
+    ax.axhline(0.1, color="black", lw=0.8, ls="--", label="chance (10 classes), 0.100")
     plotting.legend_outside(ax)
     return fig
 

@@ -6,6 +6,7 @@ import math
 from dataclasses import replace
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -186,6 +187,25 @@ def test_dropout_before_batchnorm_reports_the_shift_and_the_fix(tiny_split):
     assert len(result["shift before"]) == len(result["shift after"]) == 2
     assert max(result["shift before"]) < 0.8 and all(abs(r - 1) < 0.5 for r in result["shift after"])
     assert 0 <= result["test acc after fix"] <= 1 and not result["fixed"].training
+    assert 0 <= result["test acc re-estimated with dropout on"] <= 1
+    assert len(result["shift predicted by dropout alone"]) == 2
+
+
+def test_variance_shift_predicted_by_dropout_alone_matches_a_hand_computation():
+    model = nn.Sequential(nn.Identity(), nn.BatchNorm1d(1))
+    x = torch.tensor([[0.0], [1.0], [2.0], [3.0]])      # mean 1.5, E[h^2] = 3.5, population variance 1.25
+    (prediction,) = levers.variance_shift(model, x, dropout=0.5)
+    assert prediction == pytest.approx((5 / 3) / (3.5 / 0.5 - 1.5**2))  # unbiased sample variance on top
+
+
+def test_reestimate_with_dropout_on_uses_train_mode_statistics_and_leaves_the_model_alone():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Dropout(0.5), nn.BatchNorm1d(3)).eval()
+    x = torch.randn(20_000, 3) + 1.0
+    control = levers.reestimate_with_dropout_on(model, x)
+    assert not control.training and torch.equal(model[1].running_var, torch.ones(3))
+    # train-mode variance of dropout(x) = E[x^2]/q - E[x]^2 = 2/0.5 - 1 = 3
+    assert control[1].running_var == pytest.approx(torch.full((3,), 3.0), rel=0.05)
 
 
 # --------------------------------------------------------------------------- label smoothing on digits
@@ -258,9 +278,13 @@ def test_dropout_statistics_match_theory_for_both_implementations():
 
 def test_dropout_explorer_numbers_and_legends():
     fig, numbers = noise.dropout_explorer(dropout=0.3)
-    assert numbers["theory 1/(1-p)"] == pytest.approx(1 / 0.7)
-    assert numbers["variance ratio train/eval"] == pytest.approx(1 / 0.7, rel=0.05)
-    assert numbers["BatchNorm eval/train scale"] == pytest.approx(math.sqrt(0.7), rel=0.05)
+    assert numbers["theory for zero-mean inputs"] == pytest.approx(0.7)
+    relu = torch.randn(1_000_000).clamp_min(0)                  # independent reference: moments by sampling
+    expected = relu.var().item() / ((relu**2).mean().item() / 0.7 - relu.mean().item() ** 2)
+    assert numbers["theory for ReLU inputs"] == pytest.approx(expected, rel=0.01)
+    assert numbers["eval / running variance (measured)"] == pytest.approx(expected, rel=0.05)
+    assert numbers["BatchNorm output scale in eval"] == pytest.approx(math.sqrt(expected), rel=0.05)
+    assert numbers["share zeroed by dropout"] == pytest.approx(0.3, abs=0.02)
     assert all(legend_is_outside(ax) for ax in fig.axes)
     for ax in fig.axes:
         assert min(text.get_fontsize() for text in ax.get_legend().get_texts()) >= 9
@@ -269,6 +293,16 @@ def test_dropout_explorer_numbers_and_legends():
 
 
 # --------------------------------------------------------------------------- noise: labels and early stopping
+def test_noisy_accuracy_matches_a_simulation():
+    torch.manual_seed(0)
+    labels = torch.arange(200_000) % 10
+    predictions = torch.where(torch.rand(len(labels)) < 0.7, labels, (labels + 3) % 10)   # clean accuracy 0.7
+    noisy = noise.noisy_labels(labels, 0.4, 10, seed=2)
+    measured = (predictions == noisy).float().mean().item()
+    assert noise.noisy_accuracy(0.7, 0.4, 10) == pytest.approx(measured, abs=0.005)
+    assert noise.noisy_accuracy(0.7, 0.9, 10) == pytest.approx(0.1)    # rate (K-1)/K: no signal left
+
+
 def test_noisy_labels_flip_the_requested_share_to_other_classes():
     labels = torch.arange(20_000) % 10
     noisy = noise.noisy_labels(labels, 0.4, 10, seed=1)
@@ -295,6 +329,7 @@ def test_label_noise_runs_train_to_the_end_and_with_early_stopping():
     assert result["noise in train"] == pytest.approx(0.4, abs=0.05)
     assert len(result["to the end"]["history"].epoch) == 4
     assert result["early stopping"]["history"].restored_epoch is not None
+    assert result["rate"] == 0.4 and result["n_classes"] == 10
     fig = noise.plot_label_noise(result)
     assert len(fig.axes) == 2 and all(legend_is_outside(ax) for ax in fig.axes)
 
@@ -313,7 +348,12 @@ def test_best_of_many_measures_edges_over_the_mean(tiny_split):
     assert result["winner's validation accuracy"] == result["val_acc"].max()
     assert result["validation edge"] == pytest.approx(result["val_acc"].max() - result["val_acc"].mean())
     assert result["validation edge"] >= 0
-    assert legend_is_outside(noise.plot_best_of_many(result).axes[0])
+    ratio = result["test_acc"].var() / result["val_acc"].var()
+    assert result["predicted share that survives (at most)"] == pytest.approx(ratio)
+    ax = noise.plot_best_of_many(result, orderings=7).axes[0]
+    assert legend_is_outside(ax)
+    winner_edge = ax.get_lines()[0].get_ydata()     # mean over orders of the running winner's validation edge
+    assert winner_edge[-1] == pytest.approx(result["validation edge"]) and all(np.diff(winner_edge) >= -1e-12)
     with pytest.raises(ValueError, match="n_candidates"):
         noise.best_of_many(models.mlp(40, 10, width=4), tiny_split, n_candidates=1)
 
