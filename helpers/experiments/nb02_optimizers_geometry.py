@@ -220,7 +220,7 @@ def explore_trajectory(optimizer: str = "momentum", surface: str = "quadratic", 
         runs["sgd, same rate"] = trajectory(loss_fn, STARTS[surface], "sgd", lr, steps)
     path, losses = runs[optimizer]
     what = f"κ = {kappa:g} quadratic" if surface == "quadratic" else "Rosenbrock valley"
-    fig = plot_trajectories(surface, runs, kappa, f"{optimizer}, lr {lr:.3g}, on the {what}")
+    fig = plot_trajectories(surface, runs, kappa, f"{optimizer}, lr {lr:.3g}, {steps} steps, on the {what}")
     numbers = {"final loss": float(losses[-1]),
                "distance to minimum": float(np.linalg.norm(path[-1] - np.array(MINIMA[surface])))}
     if not losses[-1] < DIVERGED:
