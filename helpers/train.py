@@ -179,6 +179,22 @@ def make_optimizer(name: str, params: nn.Module | Iterable[torch.nn.Parameter], 
     return optimizer_class(groups, lr=lr, betas=(momentum, beta2), weight_decay=weight_decay)
 
 
+def sampled_steps(model: nn.Module, optimizer: torch.optim.Optimizer, split: Splits, steps: int, batch_size: int,
+                  generator: torch.Generator, progress: Report | None = None,
+                  after_step: Callable[[int], bool] | None = None) -> None:
+    """Cross-entropy on ``steps`` mini-batches drawn with replacement from the training set: the same budget
+    at any data size. ``after_step(steps_done)`` runs after each step; returning True stops training."""
+    n = len(split.y_train)
+    for step in cell_progress.steps(steps, progress):
+        index = torch.randint(0, n, (batch_size,), generator=generator).to(split.x_train.device)  # (batch,)
+        loss = nn.functional.cross_entropy(model(split.x_train[index]), split.y_train[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if after_step is not None and after_step(step + 1):
+            return
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn | None = None,
              batch_size: int = 4096) -> tuple[float, float]:

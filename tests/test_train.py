@@ -96,3 +96,22 @@ def test_make_optimizer_and_bad_arguments(spirals):
         train.fit(models.mlp(2, 2), spirals, epochs=0)
     with pytest.raises(ValueError, match="patience must be an integer"):
         train.EarlyStopping(patience=0)
+
+
+def test_sampled_steps_trains_on_seeded_batches_and_stops_when_asked():
+    split = data.spirals(200, seed=0)
+
+    def run(stop_at: int) -> tuple[list[int], torch.Tensor]:
+        torch.manual_seed(0)
+        model = models.mlp(2, 2, width=16, depth=1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        seen: list[int] = []
+        train.sampled_steps(model, optimizer, split, steps=20, batch_size=8, generator=torch.Generator().manual_seed(3),
+                            progress=None, after_step=lambda done: seen.append(done) or done == stop_at)
+        return seen, torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    every, weights = run(stop_at=0)
+    early, early_weights = run(stop_at=5)
+    assert every == list(range(1, 21)) and early == [1, 2, 3, 4, 5]
+    assert torch.equal(run(stop_at=0)[1], weights)           # the generator fixes the batches
+    assert not torch.equal(early_weights, weights)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
-from torch.nn import functional
 from torch.utils.flop_counter import FlopCounterMode
 
 from helpers import data, models, plotting
@@ -20,6 +19,7 @@ from helpers import progress as cell_progress
 from helpers.progress import Report
 from helpers.scratch.attention import MultiHeadSelfAttention
 from helpers.scratch.transformer import TransformerBlock
+from helpers.train import sampled_steps
 from helpers.validation import check_choice, check_float, check_int
 
 LENGTH, N_CLASSES = 40, 10
@@ -136,17 +136,11 @@ def train(architecture: str, split: data.Splits, steps: int, scramble: bool = Fa
     model = build(architecture).to(split.x_train.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
-    n = len(split.y_train)
-    for _ in cell_progress.steps(steps, progress):
-        index = torch.randint(0, n, (batch_size,), generator=generator).to(split.x_train.device)
-        loss = functional.cross_entropy(model(split.x_train[index]), split.y_train[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    sampled_steps(model, optimizer, split, steps, batch_size, generator, progress)
     model.eval()
     with torch.no_grad():
         test_acc = float((model(split.x_test).argmax(-1) == split.y_test).float().mean())
-    return Run(architecture, n, scramble, test_acc, model)
+    return Run(architecture, len(split.y_train), scramble, test_acc, model)
 
 
 def run_grid(jobs: list[tuple[str, int, bool]], steps: int, seed: int = 0,

@@ -17,6 +17,7 @@ from torch.nn import functional
 from helpers import data, models, plotting
 from helpers import progress as cell_progress
 from helpers.progress import Report
+from helpers.train import sampled_steps
 from helpers.validation import check_choice, check_float, check_int
 
 NORMS = {"none": None, "layer": "layer", "batch": "batch"}
@@ -73,18 +74,16 @@ def train(depth: int, residual: bool, split: data.Splits, steps: int, norm: str 
     generator = torch.Generator().manual_seed(seed)
     run = DepthRun(depth, residual, norm, [0], [training_loss(model, split)])
     marks = set(np.linspace(0, steps, checkpoints + 1).round().astype(int)[1:].tolist())
-    n = len(split.y_train)
-    for step in cell_progress.steps(steps, progress):
-        index = torch.randint(0, n, (batch_size,), generator=generator).to(split.x_train.device)
-        loss = functional.cross_entropy(model(split.x_train[index]), split.y_train[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if step + 1 in marks:
-            run.steps.append(step + 1)
-            run.train_loss.append(training_loss(model, split))
-            if not math.isfinite(run.train_loss[-1]):
-                break
+
+    def checkpoint(done: int) -> bool:
+        """Record the training loss at the marked steps; stop once it is no longer finite."""
+        if done not in marks:
+            return False
+        run.steps.append(done)
+        run.train_loss.append(training_loss(model, split))
+        return not math.isfinite(run.train_loss[-1])
+
+    sampled_steps(model, optimizer, split, steps, batch_size, generator, progress, after_step=checkpoint)
     return run
 
 

@@ -18,6 +18,7 @@ from torch.nn import functional
 from helpers import data, exercises, models, plotting
 from helpers import progress as cell_progress
 from helpers.progress import Report
+from helpers.train import sampled_steps
 from helpers.validation import check_choice, check_float, check_int
 
 NORMS = {"none": None, "batch": "batch", "layer": "layer"}
@@ -125,14 +126,8 @@ def train(norm: str, split: data.Splits, batch_size: int, steps: int, lr: float 
     model = build(norm).to(split.x_train.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
-    n = len(split.y_train)
     model.train()
-    for _ in cell_progress.steps(steps, progress):
-        index = torch.randint(0, n, (batch_size,), generator=generator).to(split.x_train.device)
-        loss = functional.cross_entropy(model(split.x_train[index]), split.y_train[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    sampled_steps(model, optimizer, split, steps, batch_size, generator, progress)
     with torch.no_grad():
         test_acc = float((model.eval()(split.x_test).argmax(-1) == split.y_test).float().mean())
     if norm != "batch":
