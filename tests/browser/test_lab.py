@@ -151,11 +151,14 @@ def state(explorer) -> str:
     return explorer.evaluate(STATE_JS)
 
 
-def wait_for_change(explorer, before: str, timeout_ms: int) -> float:
+def wait_for_change(explorer, before: str, timeout_ms: int, where: str) -> float:
     """Seconds until the explorer's numbers, figure or banner differ from ``before``."""
     started = time.perf_counter()
-    explorer.page.wait_for_function(f"([el, before]) => ({STATE_JS})(el) !== before", arg=[explorer.element_handle(),
-                                                                                            before], timeout=timeout_ms)
+    try:
+        explorer.page.wait_for_function(f"([el, before]) => ({STATE_JS})(el) !== before",
+                                        arg=[explorer.element_handle(), before], timeout=timeout_ms)
+    except Exception as error:  # playwright's TimeoutError: name the explorer and control that did not answer
+        pytest.fail(f"{where}: nothing visible changed within {timeout_ms / 1000:g} s ({type(error).__name__})")
     return time.perf_counter() - started
 
 
@@ -212,7 +215,7 @@ def drive(explorer, where: str, latencies: list[dict]) -> None:
             change(controls.nth(i))
         before, started = state(explorer), time.perf_counter()
         run.click()
-        wait_for_change(explorer, before, RUN_TIMEOUT_MS)
+        wait_for_change(explorer, before, RUN_TIMEOUT_MS, f"{where}, Run")
         explorer.page.wait_for_function("el => !el.querySelector('.dl-info') && el.querySelector('table.dl-numbers')",
                                         arg=explorer.element_handle(), timeout=RUN_TIMEOUT_MS)
         seconds = time.perf_counter() - started
@@ -225,7 +228,7 @@ def drive(explorer, where: str, latencies: list[dict]) -> None:
         before = state(explorer)
         if not change(controls.nth(i)):
             continue
-        seconds = wait_for_change(explorer, before, LIVE_TIMEOUT_MS)
+        seconds = wait_for_change(explorer, before, LIVE_TIMEOUT_MS, f"{where}, control {i}")
         latencies.append({"explorer": where, "control": i, "seconds": round(seconds, 2)})
         check_healthy(explorer, f"{where}, control {i}")
 
@@ -271,10 +274,10 @@ def test_every_notebook_runs_and_every_explorer_answers_its_controls(lab_server)
                     start_run_all(page, url, name)
                     running[name] = (page, time.monotonic())
                 for name, (page, started) in list(running.items()):
+                    errors = tracebacks(page)  # a cell that raised stops Run All: fail now, not at the timeout
+                    assert not errors, f"{name} raised:\n{errors[0]}"
                     if finished(page):
                         del running[name]
-                        errors = tracebacks(page)
-                        assert not errors, f"{name} raised:\n{errors[0]}"
                         for k, explorer in enumerate(page.locator(".dl-explorer").all()):
                             drive(explorer, f"{name} explorer {k}", latencies)
                             explorer.screenshot(path=str(SHOTS / f"{Path(name).stem}-explorer-{k}.png"))
