@@ -37,6 +37,14 @@ def machine_note(device: torch.device | str = "cpu") -> str:
     return f"timed on {device.type} ({what}), torch {torch.__version__}"
 
 
+def thread_clock(device: torch.device | str = "cpu") -> Callable[[], float] | None:
+    """The clock to time a call with: on a CPU with one torch thread, the calling thread's CPU time (a busy
+    machine takes turns away from a process but adds nothing to its CPU time); elsewhere None, the wall clock."""
+    import time
+
+    return time.thread_time if torch.device(device).type == "cpu" and torch.get_num_threads() == 1 else None
+
+
 def time_call(fn: Callable[[], object], min_run_time: float = 0.1,
               clock: Callable[[], float] | None = None) -> float:
     """Median seconds per call of ``fn()`` after one warm-up call (``torch.utils.benchmark`` blocked autorange).
@@ -92,7 +100,7 @@ def time_fastest_calls(fns: Mapping[str, Callable[[], object]], rounds: int = 10
     if device.type == "cuda":
         clock, synchronize = time.perf_counter, torch.cuda.synchronize
     else:
-        clock, synchronize = (time.thread_time if torch.get_num_threads() == 1 else time.perf_counter), lambda: None
+        clock, synchronize = thread_clock(device) or time.perf_counter, lambda: None
     fastest = {name: float("inf") for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():

@@ -141,3 +141,15 @@ def test_time_fastest_calls_keeps_each_functions_fastest_call():
         timing.time_fastest_calls({"a": lambda: None}, burst=0)
     with pytest.raises(ValueError, match="fns must name at least one function"):
         timing.time_fastest_calls({})
+
+
+def test_thread_clock_is_cpu_time_on_one_cpu_thread_and_wall_time_elsewhere():
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert timing.thread_clock("cpu") is time.thread_time
+        assert timing.thread_clock("cuda") is None
+        torch.set_num_threads(2)
+        assert timing.thread_clock("cpu") is None
+    finally:
+        torch.set_num_threads(threads)

@@ -19,7 +19,7 @@ from torch.utils.checkpoint import checkpoint
 from helpers import plotting
 from helpers.config import one_thread
 from helpers.scratch.backprop import central_difference, toy_loss
-from helpers.timing import time_many
+from helpers.timing import thread_clock, time_many
 from helpers.validation import check_int
 
 
@@ -53,12 +53,13 @@ def finite_difference_cost(param_counts: Sequence[int], seed: int = 0, rounds: i
                 central_difference(counted, w, 1e-5)
 
             by_autodiff()
+            clock = thread_clock() or time.perf_counter
             evals, seconds = {}, {"fd": [], "ad": []}
             for _ in range(rounds):
                 for name, method in (("fd", by_differences), ("ad", by_autodiff)):
-                    calls[0], start = 0, time.perf_counter()
+                    calls[0], start = 0, clock()
                     method()
-                    seconds[name].append(time.perf_counter() - start)
+                    seconds[name].append(clock() - start)
                     evals[name] = calls[0]
             for key, value in (("params", len(w)), ("fd_evals", evals["fd"]), ("ad_evals", evals["ad"]),
                                ("fd_seconds", min(seconds["fd"])), ("ad_seconds", min(seconds["ad"]))):
@@ -157,7 +158,7 @@ def forward_vs_reverse(sizes: Sequence[int], seed: int = 0, rounds: int = 2) -> 
                      "max |difference|": difference})
         methods[f"reverse {n}"], methods[f"forward {n}"] = reverse, forward
     with one_thread():
-        seconds = time_many(methods, rounds=rounds, min_run_time=0.01)
+        seconds = time_many(methods, rounds=rounds, min_run_time=0.01, clock=thread_clock())
     for row in rows:
         row["reverse ms"], row["forward ms"] = (seconds[f"{mode} {row['n']}"] * 1e3 for mode in ("reverse", "forward"))
     return rows
@@ -244,7 +245,7 @@ def backward_cost(depth: int = 16, width: int = 256, batch: int = 128, segments:
     seconds = time_many({"forward": lambda: run_blocks(blocks, x),
                          "forward + backward": lambda: run_blocks(blocks, x).sum().backward(),
                          "checkpointed": lambda: run_blocks(blocks, x, segments).sum().backward()},
-                        rounds=rounds, min_run_time=0.03)
+                        rounds=rounds, min_run_time=0.03, clock=thread_clock(device))
     per_activation = batch * width * x.element_size()
     held = bytes_kept_for_backward(blocks, x, segments)
     recomputed = max(bytes_kept_for_backward(blocks[start:stop], x) - per_activation   # its input is held already

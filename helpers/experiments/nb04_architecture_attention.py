@@ -26,7 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from helpers import exercises, plotting
 from helpers.scratch import attention
-from helpers.timing import time_many
+from helpers.timing import thread_clock, time_many
 from helpers.validation import check_int
 
 GIB = 2.0**30
@@ -142,7 +142,8 @@ def attention_flops(length: int, width: int = 64) -> int:
 
 def timings(layers: Layers, lengths: Sequence[int], rounds: int = 3,
             min_run_time: float = 0.02) -> dict[str, list[float]]:
-    """Seconds per forward pass of each computation, in interleaved rounds (fastest round kept)."""
+    """Seconds per forward pass of each computation, in interleaved rounds (fastest round kept), timed by
+    the thread's CPU time on a CPU (see :func:`helpers.timing.thread_clock`)."""
     fns = {}
     for length in lengths:
         for name, fn in computations(layers, length).items():
@@ -153,7 +154,8 @@ def timings(layers: Layers, lengths: Sequence[int], rounds: int = 3,
         return lambda: (fn(), synchronise())
 
     with torch.no_grad():
-        seconds = time_many({key: timed(fn) for key, fn in fns.items()}, rounds=rounds, min_run_time=min_run_time)
+        seconds = time_many({key: timed(fn) for key, fn in fns.items()}, rounds=rounds, min_run_time=min_run_time,
+                            clock=thread_clock(layers.device))
     found: dict[str, list[float]] = {}
     for (name, _), value in seconds.items():
         found.setdefault(name, []).append(value)
