@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from tiny_pipelines import tiny
+from tiny_pipelines import no_zero_grad, tiny
 from torch.nn import functional
 
 from helpers.scratch import data_faults, diagnose
@@ -61,14 +61,6 @@ def test_a_healthy_pipeline_passes_every_check_that_applies():
     assert report.extras["val_accuracy"] > 0.9 and len(report.extras["recalls"]) == 3
     assert len(report.extras["overfit_losses"]) == 100 and report.extras["test_accuracy"] > 0.9
     assert report.extras["loss_spike"] == pytest.approx(max(report.run.losses) / math.log(3))
-
-
-def no_zero_grad(model, optimizer, loss_fn, x, y):
-    model.train()
-    loss = loss_fn(model(x), x, y)
-    loss.backward()
-    optimizer.step()
-    return loss.detach()
 
 
 @pytest.mark.parametrize("change, key", [

@@ -5,20 +5,12 @@ from dataclasses import replace
 import pytest
 import torch
 from sklearn.neighbors import NearestNeighbors
-from tiny_pipelines import tiny
+from tiny_pipelines import no_zero_grad, tiny
 from torch import nn
 from torch.nn import functional
 
 from helpers.scratch import training_checks as checks
 from helpers.scratch.pipeline import Pipeline
-
-
-def no_zero_grad(model, optimizer, loss_fn, x, y):
-    model.train()
-    loss = loss_fn(model(x), x, y)
-    loss.backward()
-    optimizer.step()
-    return loss.detach()
 
 
 def no_train_call(model, optimizer, loss_fn, x, y):

@@ -25,3 +25,12 @@ def tiny(**changes) -> Pipeline:
     pipeline = Pipeline("tiny", data, lambda: mlp(data.n_features, data.n_classes, 16, 2, norm="batch", dropout=0.1),
                         batch_size=32)
     return replace(pipeline, **changes)
+
+
+def no_zero_grad(model, optimizer, loss_fn, x, y):
+    """A planted bug for the tests: a training step that never clears the old gradients."""
+    model.train()
+    loss = loss_fn(model(x), x, y)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
