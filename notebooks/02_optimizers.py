@@ -911,9 +911,10 @@ transformers; SGD + momentum with a schedule when I can afford to tune it.
 **"What is weight decay, and why AdamW?"** Inside Adam an L2 term is divided by the gradient RMS, so its strength
 depends on the gradient history: a weight with quiet gradients shrank {noisy[0]:.0f}% and one with noisy gradients
 {noisy[-1]:.1g}%, while AdamW shrank both by about {under_noise['AdamW'].mean():.1f}%. *Rule:* AdamW with λ around
-0.01–0.1, no decay on biases and norm gains.
+0.01–0.1, no decay on biases and norm gains."""))
 
-**"How do learning-rate schedules help?"** Warmup avoids huge, uninformed first steps; decay lets the loss settle.
+# %%
+display(Markdown(f"""**"How do learning-rate schedules help?"** Warmup avoids huge, uninformed first steps; decay lets the loss settle.
 Adam at {HIGH_RATE:g} on the CNN ended at {schedules['cosine'].val_acc[-1]:.2f} with cosine alone and
 {schedules['warmup_cosine'].val_acc[-1]:.2f} with warmup + cosine. *Rule:* diverges → lower the rate, warm up or clip;
 falls too slowly → range test; validation stalls → decay or regularize.
