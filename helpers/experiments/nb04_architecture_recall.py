@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from helpers import config, plotting
+from helpers import config, metrics, models, plotting
 from helpers import progress as cell_progress
 from helpers.progress import Report
 from helpers.scratch.attention import MultiHeadSelfAttention
@@ -129,7 +129,7 @@ def held_out(pairs: int, distance: int, device: torch.device | str) -> Batch:
 
 @torch.no_grad()
 def accuracy(model: nn.Module, batch: Batch) -> float:
-    return float((model(batch).argmax(-1) == batch.answer).float().mean())
+    return metrics.accuracy(model(batch), batch.answer)
 
 
 def train(model_name: str, pairs: int, steps: int, lr: float, width: int = 32, seed: int = 0,
@@ -204,10 +204,6 @@ def key_blind_accuracy(pairs: int) -> float:
     return float(share[torch.arange(len(batch.answer)), batch.answer].mean())
 
 
-def count_parameters(run: RecallRun) -> int:
-    return sum(p.numel() for p in run.model.parameters())
-
-
 def plot_runs(runs: dict[str, RecallRun], title: str, ax=None, key_blind: float | None = None):
     """Held-out accuracy against training steps for named runs, with chance (and a key-blind rule) marked."""
     fig, ax = plotting.figure(title, "training steps", "held-out accuracy") if ax is None else (ax.figure, ax)
@@ -263,4 +259,5 @@ def recall_explorer(pairs: int = 8, steps: int = 200, width: int = 32, progress:
 def gap_table(runs: dict[str, RecallRun], names: Sequence[str]) -> list[dict]:
     """Rows for a table: run name, learning rate, steps trained, parameters, final held-out accuracy."""
     return [{"run": name, "learning rate": runs[name].lr, "steps": runs[name].steps[-1],
-             "parameters": count_parameters(runs[name]), "held-out accuracy": runs[name].final()} for name in names]
+             "parameters": models.count_parameters(runs[name].model), "held-out accuracy": runs[name].final()}
+            for name in names]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from helpers import models
 from helpers.experiments import nb04_architecture_recall as recall
 
 
@@ -49,7 +50,7 @@ def test_attention_learns_one_pair_quickly_and_runs_record_checkpoints():
     with pytest.raises(ValueError, match="checkpoints"):
         run.at(30)
     assert recall.weight_on_match(run) > 0.5  # one pair plus the query: uniform weight 0.5
-    assert recall.count_parameters(run) > 0
+    assert models.count_parameters(run.model) > 0
 
 
 def test_training_is_reproducible_for_a_seed():
